@@ -1,0 +1,1 @@
+"""vpd.programs.library"""

@@ -1,0 +1,225 @@
+"""The Toolbox: which backend serves which tool, plus the cache hook; and ``load(spec)``.
+
+Specs accepted by :func:`load`:
+
+* a backend name: ``"shapes"`` -> that backend for every tool it provides;
+* a comma list with overrides: ``"shapes,llm_query=gemma"``;
+* a mapping (or a path to a YAML/JSON file holding one)::
+
+      default: shapes                 # optional: backend for tools not listed
+      detect: groundingdino           # tool -> backend name
+      vqa: {backend: blip2, model_path: /models/blip2}   # tool -> backend with options
+      backends:                       # optional: shared options per backend
+        groundingdino: {checkpoint: /models/gdino.pth, text_encoder: /models/bert-base-uncased}
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Mapping, Protocol
+
+from PIL import Image
+
+from vpd.images import image_digest, load_image
+from vpd.tools.backend import BACKENDS, Backend
+from vpd.tools.errors import ToolError, ToolNotAvailable
+from vpd.tools.specs import BUILTIN_TOOLS, TOOLS
+from vpd.types import Box
+
+
+class ToolCacheLike(Protocol):
+    def get(self, key: str) -> Any | None: ...
+    def put(self, key: str, value: Any) -> None: ...
+
+
+def boxes_to_json(boxes: list[Box]) -> list[list[Any]]:
+    """``[x0, y0, x1, y1, score, label]`` rows (pixels, origin top-left)."""
+    return [[float(b.x0), float(b.y0), float(b.x1), float(b.y1), float(b.score), str(b.label)] for b in boxes]
+
+
+def boxes_from_json(rows: list[list[Any]]) -> list[Box]:
+    return [Box(x0=r[0], y0=r[1], x1=r[2], y1=r[3], score=r[4], label=r[5]) for r in rows]
+
+
+def to_json_result(tool: str, value: Any) -> Any:
+    """Convert a backend result to the tool's JSON result type (see :mod:`vpd.tools.specs`)."""
+    spec = TOOLS.get(tool)
+    if spec.returns_boxes:
+        return boxes_to_json(list(value))
+    if tool == "count":
+        return int(value)
+    if tool == "verify_property":
+        return bool(value)
+    if tool == "depth":
+        return float(value)
+    return str(value)
+
+
+def normalise_args(args: Mapping[str, Any]) -> str:
+    """Canonical JSON of tool arguments (sorted keys, stripped lower-case strings) for cache keys."""
+
+    def norm(v: Any) -> Any:
+        if isinstance(v, str):
+            return " ".join(v.strip().lower().split())
+        if isinstance(v, (list, tuple)):
+            return [norm(x) for x in v]
+        if isinstance(v, dict):
+            return {k: norm(x) for k, x in sorted(v.items())}
+        return v
+
+    return json.dumps(norm(dict(args)), sort_keys=True, ensure_ascii=False)
+
+
+class Toolbox:
+    """Tools bound to backends. Typed helpers (``detect``, ``vqa`` …) accept a PIL image or a path."""
+
+    def __init__(self, backends: Mapping[str, Backend], *, cache: ToolCacheLike | None = None) -> None:
+        self.backends: dict[str, Backend] = dict(backends)
+        self.cache = cache
+        self.stats: dict[str, int] = {"calls": 0, "cache_hits": 0, "backend_calls": 0}
+
+    @property
+    def tools(self) -> list[str]:
+        return sorted(set(self.backends) | BUILTIN_TOOLS)
+
+    def backend_for(self, tool: str) -> Backend:
+        TOOLS.get(tool)  # unknown tool name -> UnknownNameError with suggestions
+        try:
+            return self.backends[tool]
+        except KeyError:
+            raise ToolNotAvailable(
+                f"no backend provides tool {tool!r} in this toolbox (has: {', '.join(self.tools)})"
+            ) from None
+
+    def cache_key(self, tool: str, image: Image.Image | None, args: Mapping[str, Any]) -> str:
+        digest = image_digest(image) if image is not None else "-"
+        return f"{digest}|{tool}|{normalise_args(args)}|{self.backend_for(tool).cache_tag()}"
+
+    def call_json(self, tool: str, image: Image.Image | str | Path | None, **args: Any) -> tuple[Any, bool]:
+        """Run ``tool`` and return ``(json_result, cached)``. Raises :class:`ToolError` subclasses."""
+        backend = self.backend_for(tool)
+        spec = TOOLS.get(tool)
+        img = load_image(image) if (spec.needs_image and image is not None) else None
+        if spec.needs_image and img is None:
+            raise ToolError(f"tool {tool!r} needs an image")
+        self.stats["calls"] += 1
+        key = self.cache_key(tool, img, args) if self.cache is not None else ""
+        if self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                self.stats["cache_hits"] += 1
+                return hit, True
+        self.stats["backend_calls"] += 1
+        value = to_json_result(tool, backend.run(tool, img, **args))
+        if self.cache is not None:
+            self.cache.put(key, value)
+        return value, False
+
+    def call(self, tool: str, image: Image.Image | str | Path | None, **args: Any) -> Any:
+        return self.call_json(tool, image, **args)[0]
+
+    # -- typed helpers -------------------------------------------------------------------
+    def detect(self, image: Image.Image | str | Path, query: str) -> list[Box]:
+        return boxes_from_json(self.call("detect", image, query=query))
+
+    def count(self, image: Image.Image | str | Path, query: str) -> int:
+        if "count" in self.backends:
+            return int(self.call("count", image, query=query))
+        return len(self.detect(image, query))
+
+    def vqa(self, image: Image.Image | str | Path, question: str) -> str:
+        return self.call("vqa", image, question=question)
+
+    def caption(self, image: Image.Image | str | Path) -> str:
+        return self.call("caption", image)
+
+    def verify_property(self, image: Image.Image | str | Path, name: str, prop: str) -> bool:
+        return self.call("verify_property", image, name=name, prop=prop)
+
+    def best_text_match(self, image: Image.Image | str | Path, options: list[str]) -> str:
+        return self.call("best_text_match", image, options=list(options))
+
+    def depth(self, image: Image.Image | str | Path) -> float:
+        return self.call("depth", image)
+
+    def llm_query(self, question: str, long_answer: bool = True) -> str:
+        return self.call("llm_query", None, question=question, long_answer=long_answer)
+
+    def ocr(self, image: Image.Image | str | Path) -> list[Box]:
+        return boxes_from_json(self.call("ocr", image))
+
+    def nudity(self, image: Image.Image | str | Path) -> list[Box]:
+        return boxes_from_json(self.call("nudity", image))
+
+    def describe(self) -> dict[str, str]:
+        """tool -> backend cache tag, for manifests."""
+        return {t: b.cache_tag() for t, b in sorted(self.backends.items())}
+
+    def close(self) -> None:
+        for b in {id(b): b for b in self.backends.values()}.values():
+            b.close()
+
+
+def _parse_spec(spec: str | Path | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(spec, Mapping):
+        return dict(spec)
+    text = str(spec)
+    if text.endswith((".yaml", ".yml", ".json")) or Path(text).is_file():
+        path = Path(text)
+        if not path.is_file():
+            raise FileNotFoundError(f"tools config not found: {path}")
+        import yaml
+
+        data = yaml.safe_load(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"tools config {path} must be a mapping of tool -> backend")
+        return data
+    out: dict[str, Any] = {}
+    for part in [p.strip() for p in text.split(",") if p.strip()]:
+        if "=" in part:
+            tool, backend = (s.strip() for s in part.split("=", 1))
+            out[tool] = backend
+        else:
+            out["default"] = part
+    return out
+
+
+def load(spec: str | Path | Mapping[str, Any] = "shapes", *, cache: ToolCacheLike | None = None) -> Toolbox:
+    """Build a :class:`Toolbox` from a backend spec (see the module docstring)."""
+    import vpd.tools.backends  # noqa: F401  (registers the built-in backends)
+
+    cfg = _parse_spec(spec)
+    shared: dict[str, dict[str, Any]] = {k: dict(v or {}) for k, v in (cfg.pop("backends", {}) or {}).items()}
+    for name in shared:
+        BACKENDS.get(name)
+    instances: dict[str, Backend] = {}
+
+    def instance(name: str, options: dict[str, Any]) -> Backend:
+        opts = {**shared.get(name, {}), **options}
+        key = name + json.dumps(opts, sort_keys=True, default=str)
+        if key not in instances:
+            instances[key] = BACKENDS.get(name)(**opts)
+        return instances[key]
+
+    mapping: dict[str, Backend] = {}
+    default = cfg.pop("default", None)
+    if default is not None:
+        b = instance(str(default), {})
+        for tool in b.provides:
+            mapping[tool] = b
+    for tool, value in cfg.items():
+        TOOLS.get(tool)
+        if isinstance(value, Mapping):
+            opts = dict(value)
+            name = str(opts.pop("backend"))
+        else:
+            name, opts = str(value), {}
+        b = instance(name, opts)
+        if tool not in b.provides:
+            raise ToolError(f"backend {name!r} does not provide tool {tool!r} (provides: {', '.join(sorted(b.provides))})")
+        mapping[tool] = b
+    if not mapping:
+        raise ValueError(f"tools spec {spec!r} selects no backend")
+    return Toolbox(mapping, cache=cache)

@@ -1,0 +1,3 @@
+"""vpd: visual program distillation."""
+
+__version__ = "0.1.0"
