@@ -292,15 +292,23 @@ def llm_query(question: str, context: str | None = None, long_answer: bool = Tru
     >>>     return llm_query(f"What city is {building_name} in?", long_answer=False)
     """
     if context is not None:
-        question = question.format(context) if "{}" in question else f"{context}\n{question}"
+        # never str.format a program-made string: "{0.__class__...}" would walk attributes
+        question = str(question)
+        question = question.replace("{}", str(context), 1) if "{}" in question else f"{context}\n{question}"
     return str(_current_client().call("llm_query", None, None,
                                       {"question": str(question), "long_answer": bool(long_answer)}))
 
 
 def process_guesses(prompt: str, guess1: str | None = None, guess2: str | None = None,
                     guess3: str | None = None) -> str:
-    """Combines up to three guesses into one answer with the language model."""
-    guesses = [g for g in (guess1, guess2, guess3) if g]
+    """Combines up to three guesses into one answer with the language model.
+
+    ``guess1`` may also be a list of guesses (ViperGPT's OK-VQA prompt passes one).
+    """
+    raw: list[Any] = []
+    for g in (guess1, guess2, guess3):
+        raw.extend(g if isinstance(g, (list, tuple)) else [g])
+    guesses = [str(g) for g in raw if g]
     if not guesses:
         return llm_query(prompt, long_answer=False)
     if len(set(guesses)) == 1:
@@ -413,16 +421,49 @@ PROGRAM_API: dict[str, Any] = {
 del PROGRAM_API["math"]
 
 
-def answer_to_plain(value: Any, *, _depth: int = 0) -> Any:
-    """Convert a program's return value to plain JSON data; patches become pixel boxes ``[x0,y0,x1,y1]``."""
-    if _depth > 20:
+#: Bounds of :func:`answer_to_plain`: nesting depth, containers + items, characters of text.
+MAX_ANSWER_DEPTH = 20
+MAX_ANSWER_ITEMS = 10_000
+MAX_ANSWER_CHARS = 1_000_000
+_MAX_INT_BITS = 4_000  # ~1200 decimal digits; bigger ints are refused (JSON readers choke on them)
+
+
+def answer_to_plain(value: Any, *, _depth: int = 0, _budget: list[int] | None = None) -> Any:
+    """Convert a program's return value to plain JSON data; patches become ``{"box": [x0,y0,x1,y1]}``.
+
+    Only **exact** built-in types pass (a ``str`` subclass with a hostile ``__eq__`` is refused);
+    dict keys must be exact ``str``/``int``/``float``/``bool``/``None``. Bounded by
+    :data:`MAX_ANSWER_DEPTH`, :data:`MAX_ANSWER_ITEMS` and :data:`MAX_ANSWER_CHARS` (ValueError
+    beyond). Never calls a method of a program-made object.
+    """
+    budget = _budget if _budget is not None else [MAX_ANSWER_ITEMS, MAX_ANSWER_CHARS]
+    if _depth > MAX_ANSWER_DEPTH:
         raise ValueError("answer nested too deeply")
-    if value is None or type(value) in (bool, int, float, str):
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ValueError(f"answer has too many items (limit {MAX_ANSWER_ITEMS})")
+    t = type(value)
+    if value is None or t is bool or t is float:
         return value
-    if isinstance(value, ImagePatch):
-        return {"box": list(value.pixel_box())}
-    if type(value) in (list, tuple):
-        return [answer_to_plain(v, _depth=_depth + 1) for v in value]
-    if type(value) is dict:
-        return {str(k): answer_to_plain(v, _depth=_depth + 1) for k, v in value.items()}
-    raise TypeError(f"answer of type {type(value).__name__} is not plain data")
+    if t is int:
+        if value.bit_length() > _MAX_INT_BITS:
+            raise ValueError("answer integer too large")
+        return value
+    if t is str:
+        budget[1] -= len(value)
+        if budget[1] < 0:
+            raise ValueError(f"answer text too long (limit {MAX_ANSWER_CHARS} characters)")
+        return value
+    if t is ImagePatch:
+        return {"box": list(ImagePatch.pixel_box(value))}
+    if t is list or t is tuple:
+        return [answer_to_plain(v, _depth=_depth + 1, _budget=budget) for v in value]
+    if t is dict:
+        out = {}
+        for k, v in value.items():
+            if not (k is None or type(k) in (str, int, float, bool)):
+                raise TypeError(f"answer dict key of type {type(k).__name__} is not plain data")
+            key = answer_to_plain(k, _depth=_depth + 1, _budget=budget)
+            out[key if type(key) is str else str(key)] = answer_to_plain(v, _depth=_depth + 1, _budget=budget)
+        return out
+    raise TypeError(f"answer of type {t.__name__} is not plain data")

@@ -2,9 +2,56 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
 
 from vpd.cli import app
 
 data_app = typer.Typer(help="Make datasets (the synthetic `shapes` world, …).", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+
+
+def _fractions(text: str) -> tuple[float, float, float]:
+    try:
+        parts = tuple(float(p) for p in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"expected three numbers like 0.8,0.1,0.1, got {text!r}") from None
+    if len(parts) != 3 or any(p < 0 for p in parts) or sum(parts) <= 0:
+        raise typer.BadParameter(f"expected three non-negative numbers like 0.8,0.1,0.1, got {text!r}")
+    return parts  # type: ignore[return-value]
+
+
+@data_app.command("shapes")
+def shapes(
+    out: Path = typer.Option(Path("data/shapes"), "--out", "-o", help="Output folder (images/ + examples.jsonl)."),
+    n: int = typer.Option(200, "--n", min=0, help="Number of scenes (images)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; scene i of a seed is always the same."),
+    per_image: int = typer.Option(2, "--per-image", min=1, help="Questions per scene (distinct templates)."),
+    split: str = typer.Option("all", "--split", help="Keep only this split's scenes: all, train, val or test."),
+    fractions: str = typer.Option("0.8,0.1,0.1", "--fractions", help="train,val,test fractions of scenes."),
+    no_overlap: bool = typer.Option(False, "--no-overlap", help="Never let objects overlap."),
+    no_noise: bool = typer.Option(False, "--no-noise", help="Plain background, no pixel noise or speckles."),
+) -> None:
+    """Generate the synthetic `shapes` world: DIR/images/*.png and DIR/examples.jsonl.
+
+    Each line: id, image (relative path), question, answer, choices (or null), qtype, split,
+    template, scene_id and scene (objects with shape, color, size and bbox: x0 y0 x1 y1 in pixels, origin top-left).
+    """
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from vpd.benchmarks.shapes import SPLITS, make_dataset
+
+    if split != "all" and split not in SPLITS:
+        raise typer.BadParameter(f"unknown split {split!r} (use all, {', '.join(SPLITS)})", param_hint="--split")
+    fr = _fractions(fractions)
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("rendering scenes", total=n)
+        summary = make_dataset(out, n=n, seed=seed, per_image=per_image, split=split, fractions=fr,
+                               overlap=not no_overlap, noise=not no_noise,
+                               progress=lambda i: progress.update(task, completed=i + 1))
+    console.print(f"wrote {summary.examples} examples from {summary.scenes} scenes to {out}/examples.jsonl")
+    typer.echo(json.dumps(summary.to_dict()))

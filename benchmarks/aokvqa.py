@@ -1,0 +1,165 @@
+"""A-OKVQA: multiple choice and direct answer, scored as allenai/aokvqa ``evaluation/eval_predictions.py``.
+
+* **Multiple choice** (MC): a question scores 1 if the predicted choice equals
+  ``choices[correct_choice_idx]``. Upstream compares the prediction string exactly; a model's raw
+  text is first mapped to a choice here (:meth:`AOKVQA.extract`: the choice whose text equals the
+  answer after VQA normalisation, else a lone option letter (VLMEvalKit ``can_infer_option``), else
+  the one choice whose text occurs in the answer). ``mc_accuracy_raw`` is upstream's exact string
+  comparison without that mapping.
+* **Direct answer** (DA): ``min(1, matches / 3)`` where ``matches`` counts the (10) annotators'
+  ``direct_answers`` equal to the prediction — three agreeing annotators give full credit. Upstream
+  scores DA only on questions with ``difficult_direct_answer == False``; so do we (``n_da``). The
+  prediction and the references are compared after the official VQA normalisation
+  (:mod:`vpd.benchmarks.vqa_normalize`); ``da_accuracy_raw`` is the exact comparison.
+* A question without a prediction scores 0 (upstream's non-strict mode).
+
+Data: the released ``aokvqa_v1p0_{train,val}.json`` (a JSON list with ``question_id, image_id,
+question, choices, correct_choice_idx, direct_answers, difficult_direct_answer, rationales``).
+Predictions: ``question_id`` and ``prediction`` (used for both settings), or upstream's
+``multiple_choice`` / ``direct_answer`` fields. Images: ``<image_root>/<split>2017/<image_id:012d>.jpg``
+(COCO 2017 layout) when running a model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Hashable
+
+from vpd.benchmarks.mmbench import OPTION_LETTERS, can_infer_option, can_infer_text
+from vpd.benchmarks.registry import (
+    BENCHMARKS, Benchmark, DataFormatError, Item, Prediction, Results, mean, slice_accuracy,
+)
+from vpd.benchmarks.vqa_normalize import normalize_vqa
+from vpd.types import JSON
+
+SCORER_VERSION = "aokvqa-1.0 (allenai/aokvqa eval_predictions; DA with VQA normalisation)"
+
+
+def da_score(prediction: str, direct_answers: list[str], *, normalize: bool = True) -> float:
+    """``min(1, #matching annotators / 3)``."""
+    if normalize:
+        pred = normalize_vqa(prediction)
+        matches = sum(1 for da in direct_answers if normalize_vqa(da) == pred)
+    else:
+        matches = sum(1 for da in direct_answers if prediction == da)
+    return min(1.0, matches / 3.0)
+
+
+@BENCHMARKS.register("aokvqa")
+class AOKVQA(Benchmark):
+    """A-OKVQA multiple choice (MC) and direct answer (DA)."""
+
+    name = "aokvqa"
+    id_field = "question_id"
+    scorer_version = SCORER_VERSION
+    checker = "vqa"  # vpd.checkers name used when verifying programs on this benchmark
+    slice_kinds = ("setting",)
+    reference = "allenai/aokvqa evaluation/eval_predictions.py"
+
+    def __init__(self, *, image_root: str | Path | None = None, setting: str = "mc", coco_split: str = "val") -> None:
+        if setting not in ("mc", "da"):
+            raise ValueError("setting must be 'mc' or 'da'")
+        self.image_root = Path(image_root) if image_root else None
+        self.setting = setting
+        self.coco_split = coco_split
+
+    def load(self, path: str | Path) -> list[Item]:
+        path = Path(path)
+        if path.is_dir():
+            files = sorted(path.glob("aokvqa_*val*.json")) or sorted(path.glob("*.json"))
+            if not files:
+                raise DataFormatError(f"{path}: no A-OKVQA .json file")
+            path = files[0]
+        if not path.is_file():
+            raise DataFormatError(f"no A-OKVQA JSON at {path}")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise DataFormatError(f"{path}: not JSON ({exc})") from None
+        if not isinstance(data, list):
+            raise DataFormatError(f"{path}: expected a JSON list of questions")
+        items, seen = [], set()
+        for i, rec in enumerate(data):
+            where = f"{path}: record {i}"
+            for key in ("question_id", "question", "choices"):
+                if not isinstance(rec, dict) or key not in rec:
+                    raise DataFormatError(f"{where}: missing field {key!r}")
+            qid = str(rec["question_id"])
+            if qid in seen:
+                raise DataFormatError(f"{where}: duplicate question_id {qid}")
+            seen.add(qid)
+            choices = tuple(str(c) for c in rec["choices"])
+            idx = rec.get("correct_choice_idx")
+            if idx is not None and not (isinstance(idx, int) and 0 <= idx < len(choices)):
+                raise DataFormatError(f"{where} ({qid}): correct_choice_idx {idx!r} out of range")
+            gold = {"choice": choices[idx] if idx is not None else None,
+                    "direct_answers": list(rec.get("direct_answers") or []),
+                    "difficult": bool(rec.get("difficult_direct_answer", False))}
+            image = None
+            if rec.get("image_id") is not None:
+                root = self.image_root or path.parent
+                image = str(root / f"{self.coco_split}2017" / f"{int(rec['image_id']):012d}.jpg")
+            items.append(Item(id=qid, question=str(rec["question"]), gold=gold, image=image,
+                              choices=choices, raw={"question_id": rec["question_id"],
+                                                     "__id_value__": rec["question_id"]}))
+        return items
+
+    def prediction_from_record(self, rec: dict[str, JSON], lineno: int) -> Prediction:
+        if "prediction" not in rec and ("multiple_choice" in rec or "direct_answer" in rec):
+            rec = {**rec, "prediction": rec.get("multiple_choice") or rec.get("direct_answer") or ""}
+        return super().prediction_from_record(rec, lineno)
+
+    def prompt(self, item: Item, key: Hashable) -> str:
+        if self.setting == "da":
+            return f"{item.question}\nAnswer with a single word or phrase."
+        opts = "\n".join(f"{OPTION_LETTERS[j]}. {c}" for j, c in enumerate(item.choices or ()))
+        return f"{item.question}\n{opts}\nAnswer with the option's letter from the given choices directly."
+
+    def extract(self, text: str, item: Item | None = None) -> str | None:
+        """The choice text a raw answer names (see the module docstring), or None."""
+        if item is None or not item.choices:
+            return None
+        norm = normalize_vqa(text)
+        for c in item.choices:
+            if normalize_vqa(c) == norm:
+                return c
+        letters = {OPTION_LETTERS[j]: c for j, c in enumerate(item.choices)}
+        opt = can_infer_option(str(text), letters)
+        if opt and opt in letters:
+            return letters[opt]
+        opt = can_infer_text(str(text), dict(letters))
+        return letters[opt] if opt else None
+
+    def score(self, items: list[Item], predictions: dict[Hashable, Prediction], *,
+              strict: bool = False) -> Results:
+        matched, missing, extra = self.match(items, predictions, strict=strict)
+        per_item = []
+        for it in items:
+            pred = matched.get(it.id)
+            mc_text = da_text = None
+            if pred is not None:
+                mc_text = str(pred.extra.get("multiple_choice", pred.prediction))
+                da_text = str(pred.extra.get("direct_answer", pred.prediction))
+            gold = it.gold
+            row: dict[str, JSON] = {"id": it.id, "gold": gold["choice"], "slices": {}}
+            if gold["choice"] is not None:
+                choice = self.extract(mc_text, it) if mc_text is not None else None
+                row.update(extracted=choice, correct=int(choice == gold["choice"]),
+                           mc_raw=int(mc_text is not None and mc_text == gold["choice"]))
+            if not gold["difficult"] and gold["direct_answers"]:
+                row["da"] = da_score(da_text, gold["direct_answers"]) if da_text is not None else 0.0
+                row["da_raw"] = da_score(da_text, gold["direct_answers"], normalize=False) \
+                    if da_text is not None else 0.0
+            per_item.append(row)
+        mc_rows = [r for r in per_item if "correct" in r]
+        da_rows = [r for r in per_item if "da" in r]
+        metrics = {"mc_accuracy": mean(r["correct"] for r in mc_rows),
+                   "mc_accuracy_raw": mean(r["mc_raw"] for r in mc_rows),
+                   "da_accuracy": mean(r["da"] for r in da_rows),
+                   "da_accuracy_raw": mean(r["da_raw"] for r in da_rows)}
+        return Results(benchmark=self.name, scorer_version=self.scorer_version, metrics=metrics,
+                       slices=slice_accuracy(per_item, ()),
+                       counts={"n": len(items), "n_mc": len(mc_rows), "n_da": len(da_rows),
+                               "missing": len(missing), "extra": len(extra)},
+                       missing=tuple(missing), extra=tuple(extra), per_item=tuple(per_item))

@@ -1,0 +1,14 @@
+"""Question: What color is the small cylinder?
+Answer: a colour word
+Qtype: attribute
+Template: What color is the {size} {shape}?
+Source: shapes
+"""
+
+
+def execute_command(image):
+    image_patch = ImagePatch(image)
+    for color in ["red", "green", "blue", "yellow", "purple", "orange", "cyan"]:
+        if image_patch.exists("small " + color + " cylinder"):
+            return color
+    return "unknown"

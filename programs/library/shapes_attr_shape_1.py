@@ -1,0 +1,14 @@
+"""Question: What shape is the yellow object?
+Answer: a shape word
+Qtype: attribute
+Template: What shape is the {color} object?
+Source: shapes
+"""
+
+
+def execute_command(image):
+    image_patch = ImagePatch(image)
+    for shape in ["cube", "sphere", "cylinder", "triangle"]:
+        if image_patch.exists("yellow " + shape):
+            return shape
+    return "unknown"

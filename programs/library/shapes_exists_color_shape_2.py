@@ -1,0 +1,11 @@
+"""Question: Is there a purple cube?
+Answer: yes or no
+Qtype: exists
+Template: Is there a {color} {shape}?
+Source: shapes
+"""
+
+
+def execute_command(image):
+    image_patch = ImagePatch(image)
+    return bool_to_yesno(image_patch.exists("purple cube"))

@@ -1,0 +1,130 @@
+"""LLM samplers: the common interface, the ``SAMPLERS`` registry and ``load_sampler(spec)``.
+
+Spec strings (``kind:rest``; a bare ``kind`` when it needs no argument):
+
+=============================  ===============================================================
+``gemma``                      the packaged Gemma 3 270M base model, in-process (offline default)
+``openai:MODEL@BASE_URL``      an OpenAI-compatible server, ``/v1/completions`` (vLLM, llama.cpp …)
+``openai-chat:MODEL@BASE_URL`` the same server's ``/v1/chat/completions``
+``openai:MODEL``               the OpenAI API itself (``OPENAI_BASE_URL`` or api.openai.com)
+``transformers:PATH``          a local causal-LM folder, in-process
+``llamacpp:PATH.gguf``         llama.cpp in-process (needs ``llama-cpp-python``)
+=============================  ===============================================================
+
+A sampler never raises out of :meth:`Sampler.generate`: a failed request yields completions with
+``error`` set, so a run goes on and records the failure.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from vpd.registry import Registry
+
+
+@dataclass(frozen=True, kw_only=True)
+class Completion:
+    """One sampled continuation. Token counts are the model's tokens (estimates where the server
+    does not report them); ``error`` is set (and ``text`` empty) when the request failed."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Sampler:
+    """Base class of every sampler. Subclasses implement :meth:`generate`."""
+
+    #: The registry name of the sampler kind (``openai``, ``transformers`` …).
+    kind: str = ""
+
+    def __init__(self, *, name: str) -> None:
+        self.name = name
+
+    def generate(self, prompts: Sequence[str], *, n: int = 1, temperature: float = 0.0,
+                 max_tokens: int = 256, stop: Sequence[str] | None = None,
+                 seed: int | None = None) -> list[list[Completion]]:
+        """``n`` completions for each prompt (``temperature == 0`` is greedy), in prompt order.
+
+        ``max_tokens`` bounds each completion; generation ends at the first ``stop`` string,
+        which is not part of the returned text. ``seed`` makes sampling reproducible where the
+        backend allows it.
+        """
+        raise NotImplementedError
+
+    def count_tokens(self, text: str) -> int:
+        """Number of tokens ``text`` takes in this model's prompt (an estimate without a tokenizer)."""
+        return estimate_tokens(text)
+
+    @property
+    def context_tokens(self) -> int | None:
+        """The model's context length in tokens, when known."""
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        """Plain-data description for run manifests (never contains secrets)."""
+        return {"kind": self.kind, "name": self.name, "context_tokens": self.context_tokens}
+
+    def close(self) -> None:
+        """Release models / connections (idempotent)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+def estimate_tokens(text: str) -> int:
+    """A tokenizer-free estimate (~3.5 characters per token for English text and code)."""
+    return max(1, math.ceil(len(text) / 3.5)) if text else 0
+
+
+def truncate_at_stop(text: str, stop: Sequence[str] | None) -> tuple[str, bool]:
+    """``text`` cut before the earliest stop string; the flag says whether one was found."""
+    cut = len(text)
+    for s in stop or ():
+        if s:
+            i = text.find(s)
+            if i != -1:
+                cut = min(cut, i)
+    return text[:cut], cut < len(text)
+
+
+#: name -> factory(rest_of_spec: str, **options) -> Sampler
+SAMPLERS: Registry[Callable[..., Sampler]] = Registry("sampler")
+
+#: Modules that register samplers; imported lazily by :func:`load_sampler`.
+_SAMPLER_MODULES = ("vpd.programs.sampler_openai", "vpd.programs.sampler_transformers",
+                    "vpd.programs.sampler_llamacpp")
+
+
+def _import_samplers() -> None:
+    for mod in _SAMPLER_MODULES:
+        importlib.import_module(mod)
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """``"openai:gpt-4o@http://h/v1"`` -> ``("openai", "gpt-4o@http://h/v1")``; ``"gemma"`` -> ``("gemma", "")``."""
+    spec = spec.strip()
+    if not spec:
+        raise ValueError("empty sampler spec (try 'gemma', 'openai:MODEL@URL', 'transformers:PATH')")
+    kind, _, rest = spec.partition(":")
+    return kind.strip(), rest.strip()
+
+
+def load_sampler(spec: str | Sampler, **options: Any) -> Sampler:
+    """Build a sampler from its spec string (see the module docstring); options go to its factory.
+
+    An unknown kind fails with "did you mean …".
+    """
+    if isinstance(spec, Sampler):
+        return spec
+    _import_samplers()
+    kind, rest = parse_spec(spec)
+    return SAMPLERS.get(kind)(rest, **options)

@@ -1,0 +1,226 @@
+"""Sampler for any OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp server, …).
+
+* ``openai:MODEL@BASE_URL`` uses ``/v1/completions`` (right for base models such as the offline
+  Gemma served by llama.cpp); ``openai-chat:MODEL@BASE_URL`` uses ``/v1/chat/completions`` with the
+  prompt as one user message. Without ``@BASE_URL`` the ``openai`` package's default applies
+  (``OPENAI_BASE_URL`` or api.openai.com).
+* The key comes from ``$OPENAI_API_KEY`` (``"EMPTY"`` when unset, which local servers accept); it
+  is never logged nor written into :meth:`describe`.
+* ``n=k`` is one request per prompt; servers that ignore ``n`` get more requests until ``n``
+  completions are in. Requests run concurrently on asyncio (``AsyncOpenAI``) with at most
+  ``concurrency`` in flight.
+* 429, 5xx, timeouts and connection errors are retried with exponential backoff and jitter
+  (``backoff_s * 2**attempt``, capped at ``backoff_max_s``; a ``Retry-After`` header is honoured
+  up to that cap). After ``max_retries`` retries — or at once for other errors (400, 401 …) — the
+  prompt's completions carry ``error`` and ``generate`` returns normally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import threading
+from typing import Any, Sequence
+
+from vpd.programs.sampler_base import SAMPLERS, Completion, Sampler, estimate_tokens, truncate_at_stop
+
+#: The most stop strings the OpenAI API accepts; further ones are applied on our side.
+MAX_SERVER_STOPS = 4
+
+
+def parse_openai_spec(rest: str) -> tuple[str, str | None]:
+    """``"MODEL@http://host:8000/v1"`` -> ``("MODEL", "http://host:8000/v1")``; ``"MODEL"`` -> ``("MODEL", None)``."""
+    m = re.match(r"^(.*?)@((?:https?://).*)$", rest)
+    model, url = (m.group(1), m.group(2)) if m else (rest, None)
+    if not model:
+        raise ValueError("openai sampler spec needs a model name: openai:MODEL@BASE_URL")
+    return model, url
+
+
+class OpenAISampler(Sampler):
+    """Completions or chat completions from an OpenAI-compatible HTTP server."""
+
+    kind = "openai"
+
+    def __init__(self, model: str, base_url: str | None = None, *, mode: str = "completions",
+                 concurrency: int = 8, timeout_s: float = 60.0, max_retries: int = 4,
+                 backoff_s: float = 1.0, backoff_max_s: float = 30.0,
+                 api_key_env: str = "OPENAI_API_KEY", tokenizer: str | None = None,
+                 context_tokens: int | None = None) -> None:
+        if mode not in ("completions", "chat"):
+            raise ValueError(f"mode must be 'completions' or 'chat', not {mode!r}")
+        super().__init__(name=f"openai-{mode}:{model}" + (f"@{base_url}" if base_url else ""))
+        self.model, self.base_url, self.mode = model, base_url, mode
+        self.concurrency = max(1, int(concurrency))
+        self.timeout_s, self.max_retries = float(timeout_s), max(0, int(max_retries))
+        self.backoff_s, self.backoff_max_s = float(backoff_s), float(backoff_max_s)
+        self._api_key_env = api_key_env
+        self._context_tokens = context_tokens
+        self._tokenizer: Any = None
+        if tokenizer:  # optional: a local HF tokenizer folder for exact prompt budgets
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(tokenizer)
+        self.stats = {"requests": 0, "retries": 0, "failures": 0}
+
+    # -- Sampler API -----------------------------------------------------------------------
+    def count_tokens(self, text: str) -> int:
+        if self._tokenizer is not None:
+            return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+        return estimate_tokens(text)
+
+    @property
+    def context_tokens(self) -> int | None:
+        return self._context_tokens
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "model": self.model, "base_url": self.base_url,
+                "mode": self.mode, "concurrency": self.concurrency, "timeout_s": self.timeout_s,
+                "max_retries": self.max_retries, "context_tokens": self._context_tokens}
+
+    def generate(self, prompts: Sequence[str], *, n: int = 1, temperature: float = 0.0,
+                 max_tokens: int = 256, stop: Sequence[str] | None = None,
+                 seed: int | None = None) -> list[list[Completion]]:
+        if not prompts:
+            return []
+        coro = self._generate_all(list(prompts), max(1, int(n)), float(temperature), int(max_tokens),
+                                  list(stop or ()), seed)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(coro)
+        # Called from inside an event loop: run ours in a helper thread.
+        box: dict[str, Any] = {}
+        t = threading.Thread(target=lambda: box.setdefault("r", asyncio.run(coro)))
+        t.start()
+        t.join()
+        return box["r"]
+
+    # -- internals -------------------------------------------------------------------------
+    async def _generate_all(self, prompts: list[str], n: int, temperature: float, max_tokens: int,
+                            stop: list[str], seed: int | None) -> list[list[Completion]]:
+        from openai import AsyncOpenAI
+
+        client = AsyncOpenAI(api_key=os.environ.get(self._api_key_env) or "EMPTY",
+                             base_url=self.base_url, timeout=self.timeout_s, max_retries=0)
+        sem = asyncio.Semaphore(self.concurrency)
+        try:
+            tasks = [self._one_prompt(client, sem, p, n, temperature, max_tokens, stop,
+                                      None if seed is None else seed + i)
+                     for i, p in enumerate(prompts)]
+            return list(await asyncio.gather(*tasks))
+        finally:
+            await client.close()
+
+    async def _one_prompt(self, client: Any, sem: asyncio.Semaphore, prompt: str, n: int,
+                          temperature: float, max_tokens: int, stop: list[str],
+                          seed: int | None) -> list[Completion]:
+        out: list[Completion] = []
+        for _ in range(n):  # more rounds only when the server ignores n
+            want = n - len(out)
+            async with sem:
+                got = await self._request_with_retries(client, prompt, want, temperature, max_tokens,
+                                                       stop, seed if not out else None)
+            if isinstance(got, str):  # an error: the missing completions carry it
+                out += [Completion(text="", prompt_tokens=0, completion_tokens=0, error=got)] * want
+                break
+            out += got[:want]
+            if len(out) >= n or not got:
+                break
+        if len(out) < n:
+            out += [Completion(text="", error="server returned fewer completions than requested")] * (n - len(out))
+        return out
+
+    async def _request_with_retries(self, client: Any, prompt: str, n: int, temperature: float,
+                                    max_tokens: int, stop: list[str],
+                                    seed: int | None) -> list[Completion] | str:
+        import openai
+
+        attempt = 0
+        while True:
+            self.stats["requests"] += 1
+            try:
+                return await self._request(client, prompt, n, temperature, max_tokens, stop, seed)
+            except (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError,
+                    openai.APIConnectionError) as exc:
+                retryable, err = True, exc
+            except openai.APIStatusError as exc:
+                retryable, err = exc.status_code >= 500 or exc.status_code in (408, 409, 429), exc
+            except Exception as exc:  # a malformed answer, a client bug: record, never raise
+                retryable, err = False, exc
+            if not retryable or attempt >= self.max_retries:
+                self.stats["failures"] += 1
+                return _describe_error(err, attempt)
+            delay = min(self.backoff_max_s, self.backoff_s * (2 ** attempt)) * (0.5 + random.random() / 2)
+            delay = max(delay, min(self.backoff_max_s, _retry_after_s(err)))
+            attempt += 1
+            self.stats["retries"] += 1
+            await asyncio.sleep(delay)
+
+    async def _request(self, client: Any, prompt: str, n: int, temperature: float, max_tokens: int,
+                       stop: list[str], seed: int | None) -> list[Completion]:
+        kw: dict[str, Any] = {"model": self.model, "n": n, "temperature": temperature,
+                              "max_tokens": max_tokens}
+        if stop:
+            kw["stop"] = stop[:MAX_SERVER_STOPS]
+        if seed is not None:
+            kw["seed"] = seed
+        if self.mode == "chat":
+            resp = await client.chat.completions.create(messages=[{"role": "user", "content": prompt}], **kw)
+            texts = [(c.message.content or "") if c.message is not None else "" for c in resp.choices]
+        else:
+            resp = await client.completions.create(prompt=prompt, **kw)
+            texts = [c.text or "" for c in resp.choices]
+        usage = getattr(resp, "usage", None)
+        p_tok = int(getattr(usage, "prompt_tokens", 0) or 0) or self.count_tokens(prompt)
+        texts = [truncate_at_stop(t, stop)[0] for t in texts]
+        total = int(getattr(usage, "completion_tokens", 0) or 0)
+        per = _split_tokens(total, texts) if total else [self.count_tokens(t) for t in texts]
+        return [Completion(text=t, prompt_tokens=p_tok, completion_tokens=c) for t, c in zip(texts, per)]
+
+
+def _split_tokens(total: int, texts: list[str]) -> list[int]:
+    """Share a response's completion-token total among its choices in proportion to their length."""
+    if not texts:
+        return []
+    lengths = [len(t) for t in texts]
+    s = sum(lengths)
+    if s == 0:
+        base = [total // len(texts)] * len(texts)
+    else:
+        base = [total * L // s for L in lengths]
+    base[0] += total - sum(base)
+    return base
+
+
+def _retry_after_s(exc: BaseException) -> float:
+    resp = getattr(exc, "response", None)
+    try:
+        value = resp.headers.get("retry-after") if resp is not None else None
+        return float(value) if value is not None else 0.0
+    except (TypeError, ValueError, AttributeError):
+        return 0.0
+
+
+def _describe_error(exc: BaseException, retries: int) -> str:
+    status = getattr(exc, "status_code", None)
+    kind = type(exc).__name__
+    msg = str(exc).splitlines()[0][:300] if str(exc) else ""
+    head = f"{kind}" + (f" (HTTP {status})" if status else "")
+    return f"{head}: {msg} [after {retries} retries]"
+
+
+def _factory(mode: str):
+    def make(rest: str, **options: Any) -> OpenAISampler:
+        model, url = parse_openai_spec(rest)
+        options.setdefault("mode", mode)
+        return OpenAISampler(model, url, **options)
+
+    return make
+
+
+SAMPLERS.add("openai", _factory("completions"))
+SAMPLERS.add("openai-completions", _factory("completions"))
+SAMPLERS.add("openai-chat", _factory("chat"))

@@ -1,0 +1,180 @@
+"""In-process sampler on a transformers causal LM (the offline default ``gemma`` uses it).
+
+Batched: the ``len(prompts) * n`` sequences are generated ``batch_size`` at a time with left
+padding. Greedy (``temperature == 0``) generates each prompt once and repeats it ``n`` times.
+Sampling is pure temperature sampling (no top-k / top-p); with ``seed`` set, batch ``b`` is seeded
+with ``seed + b``, so a call is reproducible for the same prompts, ``n`` and ``batch_size``.
+Stop strings end a sequence as soon as they appear in its text and are cut from the result.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from vpd.programs.sampler_base import SAMPLERS, Completion, Sampler, truncate_at_stop
+
+
+class TransformersSampler(Sampler):
+    """Wraps a loaded ``(model, tokenizer)`` pair; see :meth:`from_path`."""
+
+    kind = "transformers"
+
+    def __init__(self, model: Any, tokenizer: Any, *, name: str, batch_size: int = 8,
+                 stop_window_tokens: int = 24) -> None:
+        super().__init__(name=name)
+        self.model, self.tokenizer = model, tokenizer
+        self.batch_size = max(1, int(batch_size))
+        self.stop_window_tokens = stop_window_tokens
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer.padding_side = "left"
+        self.stats = {"sequences": 0, "generated_tokens": 0, "batches": 0}
+
+    @classmethod
+    def from_path(cls, path: str | Path, **options: Any) -> "TransformersSampler":
+        """Load a local model folder (``config.json``, weights, tokenizer files)."""
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        p = Path(path).expanduser()
+        if not p.exists():
+            raise FileNotFoundError(f"transformers sampler: no model folder at {p} "
+                                    "(put a causal-LM folder with config.json, weights and tokenizer there)")
+        tok = AutoTokenizer.from_pretrained(p)
+        model = AutoModelForCausalLM.from_pretrained(p, dtype="float32").eval()
+        return cls(model, tok, name=f"transformers:{p}", **options)
+
+    # -- Sampler API -----------------------------------------------------------------------
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    @property
+    def context_tokens(self) -> int | None:
+        n = getattr(self.model.config, "max_position_embeddings", None)
+        return int(n) if n else None
+
+    def describe(self) -> dict[str, Any]:
+        n_params = sum(p.numel() for p in self.model.parameters())
+        return {"kind": self.kind, "name": self.name, "batch_size": self.batch_size,
+                "model_type": getattr(self.model.config, "model_type", ""), "parameters": n_params,
+                "context_tokens": self.context_tokens}
+
+    def close(self) -> None:
+        self.model = None
+
+    def generate(self, prompts: Sequence[str], *, n: int = 1, temperature: float = 0.0,
+                 max_tokens: int = 256, stop: Sequence[str] | None = None,
+                 seed: int | None = None) -> list[list[Completion]]:
+        n = max(1, int(n))
+        greedy = temperature <= 0.0
+        copies = 1 if greedy else n
+        jobs = [(i, p) for i, p in enumerate(prompts) for _ in range(copies)]
+        results: list[list[Completion]] = [[] for _ in prompts]
+        for b, start in enumerate(range(0, len(jobs), self.batch_size)):
+            batch = jobs[start:start + self.batch_size]
+            try:
+                comps = self._generate_batch([p for _, p in batch], temperature, max_tokens,
+                                             list(stop or ()), None if seed is None else seed + b)
+            except Exception as exc:  # never raise out of generate
+                msg = f"{type(exc).__name__}: {str(exc)[:300]}"
+                comps = [Completion(text="", error=msg) for _ in batch]
+            for (i, _), c in zip(batch, comps):
+                results[i].append(c)
+        if greedy:
+            results = [r * n for r in results]
+        return results
+
+    # -- internals -------------------------------------------------------------------------
+    def _generate_batch(self, prompts: list[str], temperature: float, max_tokens: int,
+                        stop: list[str], seed: int | None) -> list[Completion]:
+        import torch
+        from transformers import StoppingCriteriaList
+
+        if self.model is None:
+            raise RuntimeError("sampler is closed")
+        tok = self.tokenizer
+        enc = tok(prompts, return_tensors="pt", padding=True)
+        prompt_lens = enc["attention_mask"].sum(dim=1).tolist()
+        width = enc["input_ids"].shape[1]
+        ctx = self.context_tokens
+        if ctx is not None and width + max_tokens > ctx:
+            raise ValueError(f"prompt of {width} tokens + max_tokens {max_tokens} exceeds the "
+                             f"model context of {ctx} tokens")
+        kw: dict[str, Any] = {"max_new_tokens": int(max_tokens), "pad_token_id": tok.pad_token_id}
+        if temperature > 0:
+            kw.update(do_sample=True, temperature=float(temperature), top_k=0, top_p=1.0)
+        else:
+            kw.update(do_sample=False, temperature=None, top_k=None, top_p=None)
+        if stop:
+            kw["stopping_criteria"] = StoppingCriteriaList([_StopOnStrings(tok, width, stop,
+                                                                           self.stop_window_tokens)])
+        if seed is not None:
+            torch.manual_seed(int(seed))
+        with torch.inference_mode():
+            out = self.model.generate(**enc, **kw)
+        new = out[:, width:]
+        eos = _eos_ids(self.model, tok)
+        comps = []
+        for row, p_len in zip(new.tolist(), prompt_lens):
+            used = len(row)
+            for j, t in enumerate(row):
+                if t in eos:
+                    used = j
+                    break
+            text = tok.decode(row[:used], skip_special_tokens=True)
+            text, _ = truncate_at_stop(text, stop)
+            comps.append(Completion(text=text, prompt_tokens=int(p_len), completion_tokens=used))
+            self.stats["generated_tokens"] += used
+        self.stats["sequences"] += len(prompts)
+        self.stats["batches"] += 1
+        return comps
+
+
+def _eos_ids(model: Any, tok: Any) -> set[int]:
+    ids: set[int] = set()
+    for src in (getattr(model, "generation_config", None), model.config):
+        e = getattr(src, "eos_token_id", None) if src is not None else None
+        if isinstance(e, int):
+            ids.add(e)
+        elif isinstance(e, (list, tuple)):
+            ids.update(int(x) for x in e)
+    if tok.eos_token_id is not None:
+        ids.add(int(tok.eos_token_id))
+    if tok.pad_token_id is not None:
+        ids.add(int(tok.pad_token_id))
+    return ids
+
+
+class _StopOnStrings:
+    """Per-sequence stopping: true once a stop string appears in the last few decoded tokens."""
+
+    def __init__(self, tok: Any, prompt_width: int, stops: list[str], window: int) -> None:
+        self.tok, self.width, self.stops, self.window = tok, prompt_width, [s for s in stops if s], window
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        new = input_ids[:, self.width:]
+        tail = new[:, -self.window:].tolist()
+        texts = self.tok.batch_decode(tail, skip_special_tokens=True)
+        done = [any(s in t for s in self.stops) for t in texts]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+def _transformers_factory(rest: str, **options: Any) -> TransformersSampler:
+    if not rest:
+        raise ValueError("transformers sampler spec needs a path: transformers:PATH")
+    return TransformersSampler.from_path(rest, **options)
+
+
+def _gemma_factory(rest: str, **options: Any) -> TransformersSampler:
+    from vpd.programs.gemma import MODEL_ID, load_gemma
+
+    model, tok = load_gemma(rest or options.pop("cache_dir", None))
+    return TransformersSampler(model, tok, name=f"gemma:{MODEL_ID}", **options)
+
+
+SAMPLERS.add("transformers", _transformers_factory)
+SAMPLERS.add("gemma", _gemma_factory)

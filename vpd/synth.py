@@ -1,0 +1,515 @@
+"""The synth stage: sample k programs per question, run them, check them, keep the verified ones.
+
+    examples ─▶ group by (question, choices) ─▶ prompt + sample k ─▶ extract + dedupe
+             ─▶ run every program on every image that asks it (sandbox pool, cached tools)
+             ─▶ check against the label ─▶ choose ─▶ one atomic write per example (vpd.runs)
+
+Question-level reuse (on by default): programs see only the question and choices, so they are
+sampled once per distinct (question, choices) and executed on every image asking it; LLM cost
+grows with distinct questions, not examples. ``reuse=False`` samples once per example.
+
+Without labels (``labels=False``) nothing is verified; each example's prediction is the majority
+answer over its candidates (``predictions.jsonl``), i.e. programs as a zero-shot solver.
+
+Bad input never stops a run: malformed dataset lines are counted (``bad_lines``), unreadable
+images, LLM failures (refused, timed out, 429 after retries), completions without code, syntax
+errors, rejected programs, runtime errors and timeouts are each recorded as candidates with a
+failure category. Python API: :func:`run_synth` with a :class:`SynthConfig`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Protocol, Sequence
+
+from vpd.checkers import BaseChecker, JudgedChecker, checker_for, checker_versions, judge_from_sampler
+from vpd.datasets import read_examples
+from vpd.images import ImageLoadError, load_image
+from vpd.runs import RunStore
+from vpd.selection import majority_answer, select
+from vpd.types import Candidate, Example, Trace, Verdict
+
+#: Config keys that must match when resuming a run.
+RESUME_KEYS = ("data", "llm", "tools", "k", "reuse", "labels", "fewshot", "seed", "temperature",
+               "select", "split", "limit", "max_tokens", "checker")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SynthConfig:
+    """Everything ``vpd synth`` needs. Times in seconds, memory in MiB."""
+
+    data: str
+    out: str
+    llm: str = "gemma"
+    tools: str = "shapes"
+    k: int = 5
+    resume: bool = False
+    overwrite: bool = False
+    limit: int | None = None
+    split: str | None = None
+    reuse: bool = True
+    labels: bool = True
+    fewshot: str = "nearest"  # nearest | fixed
+    workers: int = 2
+    seed: int = 0
+    temperature: float = 0.7
+    select: str = "first"  # first | shortest | majority
+    max_tokens: int = 256
+    timeout_s: float = 5.0
+    memory_mb: int = 512
+    cache: str | None = "default"  # default | memory | off | PATH
+    checker: str | None = None  # a checker or benchmark name; None = infer per example
+    judge: bool = False
+    llm_batch: int = 1  # questions per sampler call (1 = reproducible per question)
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------------------------
+# Seams: where programs come from and where they run (real implementations below; tests may
+# pass Fake… ones)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sample:
+    """One sampled completion and the program extracted from it."""
+
+    raw: str
+    program: str | None
+    category: str = "none"  # none | no_code | syntax | llm_error
+    error: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class ProgramWriter(Protocol):
+    def sample(self, questions: Sequence[tuple[str, tuple[str, ...] | None]], k: int, *, seed: int) -> list[list[Sample]]: ...
+
+
+class Executor(Protocol):
+    def run_many(self, jobs: Sequence[tuple[str, str]]) -> list[Any]: ...
+
+
+@dataclass
+class SessionStats:
+    """Counters of one ``run_synth`` call (saved per session in the manifest)."""
+
+    llm_requests: int = 0
+    llm_completions: int = 0
+    llm_errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    programs_executed: int = 0
+    stage_s: dict[str, float] = field(default_factory=lambda: {"load": 0.0, "sample": 0.0, "execute": 0.0,
+                                                                 "check": 0.0, "write": 0.0})
+    examples_written: int = 0
+    image_errors: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class LLMProgramWriter:
+    """Prompt (``vpd.programs``) + sampler + extraction, one prompt per distinct question."""
+
+    def __init__(self, sampler: Any, *, tools: Iterable[str] | None, fewshot: str, temperature: float,
+                 max_tokens: int, stats: SessionStats) -> None:
+        from vpd.programs.extract import extract_program
+
+        self.sampler = sampler
+        self.tools = list(tools) if tools is not None else None
+        self.fewshot = fewshot
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.stats = stats
+        self._extract = extract_program
+        self._prompter = _load_prompter()
+
+    def sample(self, questions: Sequence[tuple[str, tuple[str, ...] | None]], k: int, *, seed: int) -> list[list[Sample]]:
+        built = [self._prompter(q, c, tools=self.tools, fewshot=self.fewshot, sampler=self.sampler) for q, c in questions]
+        prompts = [b[0] for b in built]
+        stop, prefix = built[0][1], built[0][2]
+        outs = self.sampler.generate(prompts, n=k, temperature=self.temperature, max_tokens=self.max_tokens,
+                                     stop=stop, seed=seed)
+        self.stats.llm_requests += len(prompts)
+        result: list[list[Sample]] = []
+        for comps, b in zip(outs, built):
+            row: list[Sample] = []
+            for c in list(comps)[:k] + [None] * max(0, k - len(comps)):
+                row.append(self._one(c, b[2]))
+            result.append(row)
+        return result
+
+    def _one(self, comp: Any, prefix: str) -> Sample:
+        if comp is None:
+            self.stats.llm_errors += 1
+            return Sample(raw="", program=None, category="llm_error", error="sampler returned too few completions")
+        self.stats.llm_completions += 1
+        self.stats.prompt_tokens += int(comp.prompt_tokens or 0)
+        self.stats.completion_tokens += int(comp.completion_tokens or 0)
+        if comp.error:
+            self.stats.llm_errors += 1
+            return Sample(raw=comp.text or "", program=None, category="llm_error", error=str(comp.error),
+                          prompt_tokens=comp.prompt_tokens, completion_tokens=comp.completion_tokens)
+        ext = self._extract(comp.text, prefix=prefix)
+        return Sample(raw=comp.text, program=ext.program if ext.status == "ok" else None,
+                      category="none" if ext.status == "ok" else ext.status,
+                      error=None if ext.status == "ok" else ext.detail,
+                      prompt_tokens=comp.prompt_tokens, completion_tokens=comp.completion_tokens)
+
+
+def _load_prompter() -> Callable[..., tuple[str, list[str] | None, str]]:
+    """Adapter to ``vpd.programs.build_program_prompt``: returns (prompt, stop, code prefix)."""
+    from vpd.programs import prompt as prompt_mod  # type: ignore[attr-defined]
+
+    def build(question: str, choices: tuple[str, ...] | None, *, tools: Any, fewshot: str, sampler: Any):
+        p = prompt_mod.build_program_prompt(question, choices=choices, tools=tools, fewshot=fewshot, sampler=sampler)
+        text = getattr(p, "text", p)
+        stop = list(getattr(p, "stop", None) or []) or None
+        prefix = getattr(p, "prefix", "") or ""
+        return str(text), stop, str(prefix)
+
+    return build
+
+
+class SandboxExecutor:
+    """Runs ``(program, image_path)`` jobs on a :class:`vpd.sandbox.SandboxPool`."""
+
+    def __init__(self, toolbox: Any, *, workers: int, timeout_s: float, memory_mb: int) -> None:
+        from vpd.sandbox import SandboxPool
+
+        self.pool = SandboxPool(workers=workers, tools=toolbox)
+        self.timeout_s, self.memory_mb = timeout_s, memory_mb
+
+    def run_many(self, jobs: Sequence[tuple[str, str]]) -> list[Any]:
+        return list(self.pool.map([{"source": s, "image": i, "timeout_s": self.timeout_s,
+                                    "memory_mb": self.memory_mb} for s, i in jobs]))
+
+    def close(self) -> None:
+        close = getattr(self.pool, "close", None)
+        if close:
+            close()
+
+
+# --------------------------------------------------------------------------------------------
+# The stage
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class SynthResult:
+    out: Path
+    report: dict[str, Any]
+
+
+def question_key(ex: Example, reuse: bool) -> tuple[str, tuple[str, ...] | None] | str:
+    return (ex.question.strip(), ex.choices) if reuse else ex.id
+
+
+def stable_seed(seed: int, *parts: Any) -> int:
+    h = hashlib.sha1(repr((seed,) + parts).encode()).hexdigest()
+    return int(h[:8], 16)
+
+
+def select_examples(cfg: SynthConfig) -> tuple[list[Example], dict[str, int]]:
+    """The examples of this run (split, de-duplicated ids, limit) and input counts."""
+    examples, bad = read_examples(cfg.data)
+    counts = {"lines_ok": len(examples), "bad_lines": len(bad), "duplicate_ids": 0, "other_split": 0}
+    seen: set[str] = set()
+    out: list[Example] = []
+    for ex in examples:
+        if cfg.split and str(ex.metadata.get("split", cfg.split)) != cfg.split:
+            counts["other_split"] += 1
+            continue
+        if ex.id in seen:
+            counts["duplicate_ids"] += 1
+            continue
+        seen.add(ex.id)
+        out.append(ex)
+    if cfg.limit is not None:
+        out = out[: cfg.limit]
+    counts["examples"] = len(out)
+    counts["bad_line_details"] = [dataclasses.asdict(b) for b in bad[:20]]  # type: ignore[assignment]
+    return out, counts
+
+
+def failure_category(status: str, error: str | None) -> str:
+    """Execution status -> failure category (``none`` for ok)."""
+    if status == "ok":
+        return "none"
+    if status == "rejected":
+        return "syntax" if error and "SyntaxError" in error else "rejected"
+    if status == "timeout":
+        return "timeout"
+    if status == "killed":
+        return "killed"
+    if error and ("ImageLoadError" in error or "cannot identify image" in error):
+        return "image_error"
+    return "runtime_error"
+
+
+def run_synth(cfg: SynthConfig, *, writer: ProgramWriter | None = None, executor: Executor | None = None,
+              sampler: Any = None, on_example: Callable[[Example, list[Candidate]], None] | None = None) -> SynthResult:
+    """Run (or resume) the synth stage; returns the run folder and its report.
+
+    ``writer``/``executor``/``sampler`` replace the defaults built from ``cfg`` (``cfg.llm``,
+    ``cfg.tools``) — for tests and for callers that keep a model loaded.
+    """
+    from vpd import synth_report
+
+    stats = SessionStats()
+    started = time.time()
+    t0 = time.perf_counter()
+    examples, counts = select_examples(cfg)
+    store = RunStore.open(cfg.out, cfg.to_dict(), resume=cfg.resume, overwrite=cfg.overwrite,
+                          check_keys=RESUME_KEYS)
+    pending = [ex for ex in examples if not store.is_done(ex.id)]
+    stats.stage_s["load"] += time.perf_counter() - t0
+
+    owned: list[Any] = []
+    toolbox = None
+    try:
+        if executor is None or writer is None:
+            toolbox = _load_toolbox(cfg)
+        if writer is None:
+            if sampler is None:
+                from vpd.programs.sampler_base import load_sampler
+                import vpd.programs.sampler_replay  # noqa: F401  (registers replay:)
+
+                sampler = load_sampler(cfg.llm)
+                owned.append(sampler)
+            writer = LLMProgramWriter(sampler, tools=toolbox.tools if toolbox else None, fewshot=cfg.fewshot,
+                                      temperature=cfg.temperature, max_tokens=cfg.max_tokens, stats=stats)
+        if executor is None:
+            executor = SandboxExecutor(toolbox, workers=cfg.workers, timeout_s=cfg.timeout_s, memory_mb=cfg.memory_mb)
+            owned.append(executor)
+        judge_gen = judge_from_sampler(sampler) if (cfg.judge and sampler is not None) else None
+
+        manifest = _manifest(cfg, store, counts, toolbox, sampler, started)
+        store.write_manifest(manifest)
+        _process(cfg, pending, writer, executor, store, stats, judge_gen, on_example)
+    finally:
+        for obj in owned:
+            close = getattr(obj, "close", None)
+            if close:
+                close()
+        if toolbox is not None:
+            tstats = dict(toolbox.stats)
+            cache = getattr(toolbox, "cache", None)
+            if cache is not None and hasattr(cache, "stats"):
+                tstats["cache"] = cache.stats().to_dict()
+            toolbox.close()
+        else:
+            tstats = {}
+        session = {"started": started, "finished": time.time(), **stats.to_dict(), "toolbox": tstats,
+                   "pending_at_start": len(pending)}
+        manifest = store.read_manifest() or _manifest(cfg, store, counts, None, sampler, started)
+        manifest.setdefault("sessions", []).append(session)
+        manifest["counts"] = {**counts, "done": len(store.done_ids())}
+        store.write_manifest(manifest)
+        store.close()
+    report = synth_report.build_report(cfg.out)
+    RunStore(cfg.out).write_report(report)
+    return SynthResult(out=Path(cfg.out), report=report)
+
+
+def _load_toolbox(cfg: SynthConfig) -> Any:
+    from vpd.tools import load
+    from vpd.tools.cache import open_cache
+    from vpd.tools.server import ToolServer
+
+    return ToolServer(load(cfg.tools, cache=open_cache(cfg.cache)), max_wait_ms=5.0)
+
+
+def _manifest(cfg: SynthConfig, store: RunStore, counts: dict[str, Any], toolbox: Any, sampler: Any,
+              started: float) -> dict[str, Any]:
+    import vpd
+
+    old = store.read_manifest()
+    versions: dict[str, Any] = {"vpd": getattr(vpd, "__version__", ""), "checkers": checker_versions()}
+    try:
+        from vpd.programs import prompt as prompt_mod  # type: ignore[attr-defined]
+
+        versions["prompt"] = getattr(prompt_mod, "PROMPT_VERSION", "")
+    except ImportError:
+        pass
+    return {
+        "stage": "synth", "config": cfg.to_dict(), "versions": versions,
+        "tools": toolbox.describe() if toolbox is not None else old.get("tools", {}),
+        "sampler": sampler.describe() if hasattr(sampler, "describe") else old.get("sampler", {}),
+        "counts": {**counts, "done": len(store.done_ids())},
+        "created": old.get("created", started), "sessions": old.get("sessions", []),
+    }
+
+
+def _groups(pending: list[Example], reuse: bool) -> "OrderedDict[Any, list[Example]]":
+    groups: OrderedDict[Any, list[Example]] = OrderedDict()
+    for ex in pending:
+        groups.setdefault(question_key(ex, reuse), []).append(ex)
+    return groups
+
+
+def _process(cfg: SynthConfig, pending: list[Example], writer: ProgramWriter, executor: Executor,
+             store: RunStore, stats: SessionStats, judge_gen: Any,
+             on_example: Callable[[Example, list[Candidate]], None] | None) -> None:
+    from vpd.programs.dedupe import program_key
+
+    groups = list(_groups(pending, cfg.reuse).values())
+    progress = _progress(cfg.progress, len(pending))
+    verified = 0
+    with progress:
+        task = progress.add_task("synth", total=len(pending), verified=0)
+        step = max(1, cfg.llm_batch)
+        for g0 in range(0, len(groups), step):
+            chunk = groups[g0:g0 + step]
+            qs = [(g[0].question, g[0].choices) for g in chunk]
+            t = time.perf_counter()
+            try:
+                samples = writer.sample(qs, cfg.k, seed=stable_seed(cfg.seed, *qs))
+            except Exception as exc:  # a broken sampler fails these questions, not the run
+                samples = [[Sample(raw="", program=None, category="llm_error", error=f"{type(exc).__name__}: {exc}")
+                            for _ in range(cfg.k)] for _ in chunk]
+                stats.llm_errors += cfg.k * len(chunk)
+            stats.stage_s["sample"] += time.perf_counter() - t
+            sample_s = (time.perf_counter() - t) / max(1, len(chunk))
+
+            # dedupe per question; decide which images can be read
+            plans = []
+            jobs: list[tuple[str, str]] = []
+            for group, row in zip(chunk, samples):
+                first: dict[str, int] = {}
+                dup_of: list[int | None] = []
+                for i, s in enumerate(row):
+                    if s.program is None:
+                        dup_of.append(None)
+                        continue
+                    key = program_key(s.program)
+                    dup_of.append(first.get(key))
+                    first.setdefault(key, i)
+                for ex in group:
+                    image_error = _image_error(ex.image)
+                    slots: dict[int, int] = {}
+                    if image_error is None:
+                        for i, s in enumerate(row):
+                            if s.program is not None and dup_of[i] is None:
+                                slots[i] = len(jobs)
+                                jobs.append((s.program, ex.image))
+                    else:
+                        stats.image_errors += 1
+                    plans.append((ex, row, dup_of, slots, image_error))
+            t = time.perf_counter()
+            results = executor.run_many(jobs) if jobs else []
+            stats.stage_s["execute"] += time.perf_counter() - t
+            stats.programs_executed += len(jobs)
+
+            for ex, row, dup_of, slots, image_error in plans:
+                t = time.perf_counter()
+                checker = _checker(ex, cfg, judge_gen)
+                cands, extra = _candidates(ex, row, dup_of, slots, results, image_error, checker, cfg, sample_s)
+                chosen = None
+                prediction, votes = None, {}
+                if cfg.labels:
+                    pick = select(cands, cfg.select, lambda a: checker.normalize(a, ex))
+                    chosen = pick.index if pick is not None else None
+                else:
+                    prediction, votes = majority_answer(cands, lambda a: checker.normalize(a, ex))
+                stats.stage_s["check"] += time.perf_counter() - t
+                t = time.perf_counter()
+                store.write_example(ex, cands, selected=chosen, prediction=prediction, votes=votes,
+                                    with_prediction=not cfg.labels, extra=extra)
+                stats.stage_s["write"] += time.perf_counter() - t
+                stats.examples_written += 1
+                verified += chosen is not None
+                if on_example is not None:
+                    on_example(ex, cands)
+                progress.update(task, advance=1, verified=verified)
+
+
+def _checker(ex: Example, cfg: SynthConfig, judge_gen: Any) -> Any:
+    base: BaseChecker = checker_for(ex, cfg.checker)
+    return JudgedChecker(base, judge_gen) if judge_gen is not None else base
+
+
+def _image_error(path: str) -> str | None:
+    try:
+        load_image(path)
+    except ImageLoadError as exc:
+        return f"ImageLoadError: {exc}"
+    return None
+
+
+def _candidates(ex: Example, row: list[Sample], dup_of: list[int | None], slots: dict[int, int],
+                results: list[Any], image_error: str | None, checker: Any, cfg: SynthConfig,
+                sample_s: float) -> tuple[list[Candidate], list[dict[str, Any]]]:
+    cands: list[Candidate] = []
+    extra: list[dict[str, Any]] = []
+    for i, s in enumerate(row):
+        base = dict(example_id=ex.id, index=i, program=s.program, raw_completion=s.raw)
+        timings = {"sample_s": round(sample_s / max(1, len(row)), 4)}
+        if s.program is None:
+            cands.append(Candidate(**base, status="not_run", error=s.error,
+                                   verdict=Verdict(strict=False, lenient=False, checker=checker.name,
+                                                   category=s.category, detail=s.error or ""),
+                                   timings=timings))
+            extra.append({})
+            continue
+        if image_error is not None:
+            cands.append(Candidate(**base, status="error", error=image_error,
+                                   verdict=Verdict(strict=False, lenient=False, checker=checker.name,
+                                                   category="image_error", detail=image_error), timings=timings))
+            extra.append({})
+            continue
+        src = i if dup_of[i] is None else dup_of[i]
+        res = results[slots[src]]
+        status = str(getattr(res, "status", "error"))
+        error = getattr(res, "error", None)
+        answer = getattr(res, "answer", None)
+        trace = getattr(res, "trace", None) or Trace()
+        if not isinstance(trace, Trace):
+            trace = Trace.from_dict(trace) if isinstance(trace, dict) else Trace()
+        timings["exec_s"] = 0.0 if dup_of[i] is not None else round(float(getattr(res, "elapsed_s", 0.0) or 0.0), 4)
+        category = failure_category(status, error)
+        if category != "none":
+            verdict = Verdict(strict=False, lenient=False, checker=checker.name, category=category,
+                              detail=(error or "")[:500])
+        elif cfg.labels and ex.answer is not None:
+            verdict = checker.check(answer, ex)
+        else:
+            verdict = Verdict(strict=False, lenient=False, checker=checker.name, category="none",
+                              detail="not checked (no labels)")
+        cands.append(Candidate(**base, status=status, answer=answer, error=error,
+                               stdout=str(getattr(res, "stdout", "") or ""), trace=trace, verdict=verdict,
+                               timings=timings))
+        extra.append({"duplicate_of": dup_of[i]} if dup_of[i] is not None else {})
+    return cands, extra
+
+
+class _NullProgress:
+    def __enter__(self) -> "_NullProgress":
+        return self
+
+    def __exit__(self, *a: object) -> None:
+        pass
+
+    def add_task(self, *a: Any, **k: Any) -> int:
+        return 0
+
+    def update(self, *a: Any, **k: Any) -> None:
+        pass
+
+
+def _progress(enabled: bool, total: int) -> Any:
+    if not enabled:
+        return _NullProgress()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("verified {task.fields[verified]}"), TimeElapsedColumn(), TimeRemainingColumn())
