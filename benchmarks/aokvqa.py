@@ -110,11 +110,8 @@ class AOKVQA(Benchmark):
             rec = {**rec, "prediction": rec.get("multiple_choice") or rec.get("direct_answer") or ""}
         return super().prediction_from_record(rec, lineno)
 
-    def prompt(self, item: Item, key: Hashable) -> str:
-        if self.setting == "da":
-            return f"{item.question}\nAnswer with a single word or phrase."
-        opts = "\n".join(f"{OPTION_LETTERS[j]}. {c}" for j, c in enumerate(item.choices or ()))
-        return f"{item.question}\n{opts}\nAnswer with the option's letter from the given choices directly."
+    def choices_for(self, item: Item, key: Hashable) -> tuple[str, ...] | None:
+        return item.choices if self.setting == "mc" else None
 
     def extract(self, text: str, item: Item | None = None) -> str | None:
         """The choice text a raw answer names (see the module docstring), or None."""

@@ -273,11 +273,11 @@ class MMBench(Benchmark):
         raise KeyError(key)
 
     def prompt(self, item: Item, key: Hashable) -> str:
-        v = self._variant(item, key)
         hint = item.raw.get("__hint__") or ""
-        opts = "\n".join(f"{OPTION_LETTERS[j]}. {o}" for j, o in enumerate(v["options"]))
-        head = f"Hint: {hint}\n" if hint else ""
-        return f"{head}{item.question}\n{opts}\nAnswer with the option's letter from the given choices directly."
+        return f"Hint: {hint}\n{item.question}" if hint else item.question
+
+    def choices_for(self, item: Item, key: Hashable) -> tuple[str, ...] | None:
+        return tuple(self._variant(item, key)["options"])
 
     def image_path(self, item: Item, image_dir: Path) -> str:
         """Decode the row's base64 image into ``image_dir/<index>.png`` (errors name the row)."""

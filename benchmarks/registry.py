@@ -224,12 +224,18 @@ class Benchmark:
         for it in items:
             for key in self.item_keys(it):
                 out.append(Example(id=_key_str(key), image=self.image_path(it, image_dir),
-                                   question=self.prompt(it, key), answer=None, choices=it.choices,
-                                   qtype=self.name, metadata={"key": self.key_record(it, key)}))
+                                   question=self.prompt(it, key), answer=None,
+                                   choices=self.choices_for(it, key), qtype=self.name,
+                                   metadata={"key": self.key_record(it, key), "benchmark": self.name}))
         return out
 
     def prompt(self, item: Item, key: Hashable) -> str:
+        """The question as a solver sees it (options are passed separately, see :meth:`choices_for`)."""
         return item.question
+
+    def choices_for(self, item: Item, key: Hashable) -> tuple[str, ...] | None:
+        """The option texts shown with the question for ``key`` (None if not multiple choice)."""
+        return item.choices
 
     def key_record(self, item: Item, key: Hashable) -> dict[str, JSON]:
         """The id fields of a predictions line for ``key``."""
@@ -281,15 +287,38 @@ def slice_accuracy(per_item: list[dict[str, JSON]], kinds: Iterable[str], *, fie
     return out
 
 
-BENCHMARKS: Registry[type[Benchmark]] = Registry("benchmark")
-
-#: Modules that register benchmarks (imported on first lookup).
+#: Modules that register benchmarks (imported on the first lookup).
 _MODULES = ("mmbench", "tallyqa", "pope", "aokvqa", "hateful_memes", "shapes_bench", "moderation")
+_imported = False
 
 
 def _import_all() -> None:
+    global _imported
+    if _imported:
+        return
+    _imported = True
     for mod in _MODULES:
         importlib.import_module(f"vpd.benchmarks.{mod}")
+
+
+class _LazyRegistry(Registry):
+    """A :class:`Registry` that imports the benchmark modules on the first lookup, so that
+    ``"pope" in BENCHMARKS`` works without importing them by hand (vpd.checkers relies on it)."""
+
+    def get(self, name: str):  # type: ignore[override]
+        _import_all()
+        return super().get(name)
+
+    def __contains__(self, name: object) -> bool:
+        _import_all()
+        return super().__contains__(name)
+
+    def names(self) -> list[str]:
+        _import_all()
+        return super().names()
+
+
+BENCHMARKS: Registry[type[Benchmark]] = _LazyRegistry("benchmark")
 
 
 def get_benchmark(name: str) -> Benchmark:
@@ -301,8 +330,3 @@ def get_benchmark(name: str) -> Benchmark:
 def benchmark_names() -> list[str]:
     _import_all()
     return BENCHMARKS.names()
-
-
-# Register every benchmark on import (vpd.checkers looks benchmarks up by name). The modules import
-# this one; everything above is defined by now, so the cycle is safe.
-_import_all()

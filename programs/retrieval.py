@@ -124,6 +124,7 @@ class Retriever:
         self._embedder = embedder
         self.structural = structural
         self._matrix: np.ndarray | None = None
+        self._cache: dict[str, np.ndarray] = {}  # embedded key text -> vector (keys repeat a lot)
 
     @property
     def embedder(self) -> Embedder:
@@ -144,8 +145,20 @@ class Retriever:
 
     def scores(self, question: str, choices: Sequence[str] | None = None) -> np.ndarray:
         """Cosine similarity of the question to every library example, in library order."""
-        q = self.embedder([self.key(question, choices)])[0]
-        return self._library_matrix() @ q
+        key = self.key(question, choices)
+        if key not in self._cache:
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            self._cache[key] = self.embedder([key])[0]
+        return self._library_matrix() @ self._cache[key]
+
+    def warm(self, questions: Sequence[tuple[str, Sequence[str] | None]]) -> None:
+        """Embed many questions in batches of 64 (faster than one at a time)."""
+        keys = list(dict.fromkeys(self.key(q, c) for q, c in questions))
+        keys = [k for k in keys if k not in self._cache]
+        for i in range(0, len(keys), 64):
+            for k, v in zip(keys[i:i + 64], self.embedder(keys[i:i + 64])):
+                self._cache[k] = v
 
     def nearest(self, question: str, choices: Sequence[str] | None = None, k: int = 4, *,
                 tools: Sequence[str] | set[str] | frozenset[str] | None = None,

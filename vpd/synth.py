@@ -36,7 +36,7 @@ from vpd.types import Candidate, Example, Trace, Verdict
 
 #: Config keys that must match when resuming a run.
 RESUME_KEYS = ("data", "llm", "tools", "k", "reuse", "labels", "fewshot", "seed", "temperature",
-               "select", "split", "limit", "max_tokens", "checker")
+               "select", "split", "limit", "max_tokens", "checker", "greedy_first")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +65,7 @@ class SynthConfig:
     cache: str | None = "default"  # default | memory | off | PATH
     checker: str | None = None  # a checker or benchmark name; None = infer per example
     judge: bool = False
+    greedy_first: bool = True  # candidate 0 greedy, the other k-1 sampled
     llm_batch: int = 1  # questions per sampler call (1 = reproducible per question)
     progress: bool = True
 
@@ -118,66 +119,60 @@ class SessionStats:
 
 
 class LLMProgramWriter:
-    """Prompt (``vpd.programs``) + sampler + extraction, one prompt per distinct question."""
+    """Prompt + sampler + extraction (:mod:`vpd.programs`), one prompt per distinct question.
+
+    ``prompter(question, choices) -> vpd.programs.Prompt`` replaces the default prompt builder
+    (tests). With ``greedy_first`` the first of the k candidates is greedy.
+    """
 
     def __init__(self, sampler: Any, *, tools: Iterable[str] | None, fewshot: str, temperature: float,
-                 max_tokens: int, stats: SessionStats) -> None:
-        from vpd.programs.extract import extract_program
-
+                 max_tokens: int, stats: SessionStats, greedy_first: bool = True,
+                 prompter: Callable[[str, tuple[str, ...] | None], Any] | None = None) -> None:
         self.sampler = sampler
         self.tools = list(tools) if tools is not None else None
         self.fewshot = fewshot
         self.temperature = temperature
         self.max_tokens = max_tokens
+        self.greedy_first = greedy_first
         self.stats = stats
-        self._extract = extract_program
-        self._prompter = _load_prompter()
+        self._prompter = prompter or self._build_prompt
+
+    def _build_prompt(self, question: str, choices: tuple[str, ...] | None) -> Any:
+        from vpd.programs.prompt import build_program_prompt
+
+        ctx = getattr(self.sampler, "context_tokens", None)
+        budget = ctx - self.max_tokens if ctx else None
+        return build_program_prompt(question, choices, tools=self.tools, mode=self.fewshot, budget_tokens=budget,
+                                    count_tokens=getattr(self.sampler, "count_tokens", None))
 
     def sample(self, questions: Sequence[tuple[str, tuple[str, ...] | None]], k: int, *, seed: int) -> list[list[Sample]]:
-        built = [self._prompter(q, c, tools=self.tools, fewshot=self.fewshot, sampler=self.sampler) for q, c in questions]
-        prompts = [b[0] for b in built]
-        stop, prefix = built[0][1], built[0][2]
-        outs = self.sampler.generate(prompts, n=k, temperature=self.temperature, max_tokens=self.max_tokens,
-                                     stop=stop, seed=seed)
-        self.stats.llm_requests += len(prompts)
-        result: list[list[Sample]] = []
-        for comps, b in zip(outs, built):
-            row: list[Sample] = []
-            for c in list(comps)[:k] + [None] * max(0, k - len(comps)):
-                row.append(self._one(c, b[2]))
-            result.append(row)
-        return result
+        from vpd.programs.sampling import sample_programs
 
-    def _one(self, comp: Any, prefix: str) -> Sample:
-        if comp is None:
-            self.stats.llm_errors += 1
-            return Sample(raw="", program=None, category="llm_error", error="sampler returned too few completions")
+        prompts = [self._prompter(q, c) for q, c in questions]
+        greedy = self.greedy_first and k > 1 and self.temperature > 0
+        rows = sample_programs(self.sampler, prompts, k, self.temperature, max_tokens=self.max_tokens,
+                               seed=seed, greedy_first=greedy)
+        self.stats.llm_requests += len(prompts) * (2 if greedy else 1)
+        out: list[list[Sample]] = []
+        for row in rows:
+            samples = [self._one(sp) for sp in row[:k]]
+            while len(samples) < k:
+                self.stats.llm_errors += 1
+                samples.append(Sample(raw="", program=None, category="llm_error",
+                                      error="sampler returned too few completions"))
+            out.append(samples)
+        return out
+
+    def _one(self, sp: Any) -> Sample:
         self.stats.llm_completions += 1
-        self.stats.prompt_tokens += int(comp.prompt_tokens or 0)
-        self.stats.completion_tokens += int(comp.completion_tokens or 0)
-        if comp.error:
+        self.stats.prompt_tokens += int(sp.prompt_tokens or 0)
+        self.stats.completion_tokens += int(sp.completion_tokens or 0)
+        if sp.status == "llm_error":
             self.stats.llm_errors += 1
-            return Sample(raw=comp.text or "", program=None, category="llm_error", error=str(comp.error),
-                          prompt_tokens=comp.prompt_tokens, completion_tokens=comp.completion_tokens)
-        ext = self._extract(comp.text, prefix=prefix)
-        return Sample(raw=comp.text, program=ext.program if ext.status == "ok" else None,
-                      category="none" if ext.status == "ok" else ext.status,
-                      error=None if ext.status == "ok" else ext.detail,
-                      prompt_tokens=comp.prompt_tokens, completion_tokens=comp.completion_tokens)
-
-
-def _load_prompter() -> Callable[..., tuple[str, list[str] | None, str]]:
-    """Adapter to ``vpd.programs.build_program_prompt``: returns (prompt, stop, code prefix)."""
-    from vpd.programs import prompt as prompt_mod  # type: ignore[attr-defined]
-
-    def build(question: str, choices: tuple[str, ...] | None, *, tools: Any, fewshot: str, sampler: Any):
-        p = prompt_mod.build_program_prompt(question, choices=choices, tools=tools, fewshot=fewshot, sampler=sampler)
-        text = getattr(p, "text", p)
-        stop = list(getattr(p, "stop", None) or []) or None
-        prefix = getattr(p, "prefix", "") or ""
-        return str(text), stop, str(prefix)
-
-    return build
+        ok = sp.status == "ok" and sp.program is not None
+        return Sample(raw=sp.raw_completion or "", program=sp.program if ok else None,
+                      category="none" if ok else sp.status, error=None if ok else (sp.error or sp.detail),
+                      prompt_tokens=sp.prompt_tokens, completion_tokens=sp.completion_tokens)
 
 
 class SandboxExecutor:
@@ -287,7 +282,8 @@ def run_synth(cfg: SynthConfig, *, writer: ProgramWriter | None = None, executor
                 sampler = load_sampler(cfg.llm)
                 owned.append(sampler)
             writer = LLMProgramWriter(sampler, tools=toolbox.tools if toolbox else None, fewshot=cfg.fewshot,
-                                      temperature=cfg.temperature, max_tokens=cfg.max_tokens, stats=stats)
+                                      temperature=cfg.temperature, max_tokens=cfg.max_tokens, stats=stats,
+                                      greedy_first=cfg.greedy_first)
         if executor is None:
             executor = SandboxExecutor(toolbox, workers=cfg.workers, timeout_s=cfg.timeout_s, memory_mb=cfg.memory_mb)
             owned.append(executor)
@@ -336,9 +332,9 @@ def _manifest(cfg: SynthConfig, store: RunStore, counts: dict[str, Any], toolbox
     old = store.read_manifest()
     versions: dict[str, Any] = {"vpd": getattr(vpd, "__version__", ""), "checkers": checker_versions()}
     try:
-        from vpd.programs import prompt as prompt_mod  # type: ignore[attr-defined]
+        from vpd.programs.prompt import PROMPT_VERSION
 
-        versions["prompt"] = getattr(prompt_mod, "PROMPT_VERSION", "")
+        versions["prompt"] = PROMPT_VERSION
     except ImportError:
         pass
     return {

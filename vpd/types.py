@@ -34,17 +34,17 @@ class _Record:
 
     @classmethod
     def from_dict(cls, data: dict[str, JSON]) -> Self:
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        types = {f.name: str(f.type) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
-            if key not in names:
+            if key not in types:
                 continue  # forward compatible: ignore unknown keys
             if key in cls._nested and value is not None:
                 value = cls._nested[key].from_dict(value)
             elif key in cls._nested_lists and value is not None:
                 value = tuple(cls._nested_lists[key].from_dict(v) for v in value)
-            elif isinstance(value, list):
-                value = tuple(value)
+            elif isinstance(value, list) and types[key].startswith("tuple"):
+                value = tuple(value)  # tuple-typed fields only; JSON fields keep their lists
             kwargs[key] = value
         return cls(**kwargs)
 

@@ -90,6 +90,7 @@ def _plots(view: RunView, summary: dict[str, Any], files: Path) -> list[str]:
         fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
         for qtype, ys in summary["pass_at_k"].items():
             ax.plot(summary["ks"], ys, marker="o", lw=2.5 if qtype == "all" else 1.2, label=qtype)
+        ax.set_xticks(summary["ks"])
         ax.set_xlabel("k (candidates)")
         ax.set_ylabel("pass@k")
         ax.set_ylim(0, 1.02)

@@ -90,8 +90,9 @@ function imageWithBoxes(x, groups, maxw){
 }
 function renderDetail(x, box){
   const page=pages[Math.floor(x.i/PAGE)], d=page[x.i%PAGE]; let h='';
-  const chosen=d.candidates.find(c=>c.index===d.chosen) || d.candidates[0];
-  h+='<div class="grid"><div>'+imageWithBoxes(x, chosen?chosen.boxes:[], 384)+'<div class="muted">boxes of '+(chosen?'candidate '+chosen.index:'–')+', one colour per tool call</div></div><div style="flex:1;min-width:320px">';
+  let shown=d.candidates.find(c=>c.index===d.chosen) || d.candidates[0];
+  if(shown && !shown.boxes.length) shown=d.candidates.find(c=>c.boxes.length) || shown;
+  h+='<div class="grid"><div>'+imageWithBoxes(x, shown?shown.boxes:[], 384)+'<div class="muted">detections of '+(shown?'candidate #'+shown.index:'–')+', one colour per tool call</div></div><div style="flex:1;min-width:320px">';
   h+='<p><b>Question:</b> '+esc(x.q)+(d.choices?'<br><b>Choices:</b> '+d.choices.map(esc).join(' · '):'')+'<br><b>Label:</b> '+esc(x.a)+'</p>';
   if(d.rationale) h+='<p class="rationale"><b>Rationale:</b> '+esc(d.rationale)+'</p>';
   d.candidates.forEach(c=>{h+='<div class="cand'+(c.verdict?' pass':'')+(c.index===d.chosen?' chosen':'')+'"><b>#'+c.index+'</b> '+esc(c.status)+

@@ -1,0 +1,76 @@
+"""Sample candidate programs for prompts: the sampler call, code extraction, the raw text kept.
+
+>>> sampler = load_sampler("gemma")                                   # doctest: +SKIP
+>>> prompt = build_program_prompt("How many red cubes are there?", tools=tb.tools)   # doctest: +SKIP
+>>> [[c.program for c in cands] for cands in sample_programs(sampler, [prompt], k=4, temperature=0.7)]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from vpd.programs.extract import extract_program
+from vpd.programs.prompt import CODE_PREFIX, PROMPT_VERSION, STOP, Prompt
+from vpd.programs.sampler_base import Completion, Sampler
+
+
+@dataclass(frozen=True, kw_only=True)
+class SampledProgram:
+    """One candidate. ``program`` is None when the completion failed or held no usable code.
+
+    ``status``: ``ok`` | ``llm_error`` (the sampler recorded ``error``) | ``no_code`` | ``syntax``.
+    ``raw_completion`` is exactly what the model wrote (always kept). ``temperature`` is what it
+    was sampled at (0 for the greedy candidate).
+    """
+
+    program: str | None
+    raw_completion: str
+    status: str
+    detail: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    error: str | None = None
+    truncated: bool = False
+    temperature: float = 0.0
+    prompt_version: str = PROMPT_VERSION
+
+
+def to_sampled(c: Completion, *, prefix: str = CODE_PREFIX, temperature: float = 0.0) -> SampledProgram:
+    """Extract the program from one completion."""
+    if c.error is not None:
+        return SampledProgram(program=None, raw_completion=c.text, status="llm_error", detail=c.error,
+                              prompt_tokens=c.prompt_tokens, completion_tokens=c.completion_tokens,
+                              error=c.error, temperature=temperature)
+    ex = extract_program(c.text, prefix=prefix)
+    return SampledProgram(program=ex.program, raw_completion=c.text, status=ex.status, detail=ex.detail,
+                          prompt_tokens=c.prompt_tokens, completion_tokens=c.completion_tokens,
+                          truncated=ex.truncated, temperature=temperature)
+
+
+def sample_programs(sampler: Sampler, prompts: Sequence[Prompt | str], k: int, temperature: float = 0.7, *,
+                    max_tokens: int = 256, seed: int | None = None,
+                    greedy_first: bool = False) -> list[list[SampledProgram]]:
+    """``k`` candidates per prompt, in prompt order. Never raises for a failed LLM request.
+
+    With ``greedy_first`` the first candidate is greedy (temperature 0) and the other ``k - 1``
+    are sampled at ``temperature``. Plain-string prompts use :data:`CODE_PREFIX` and :data:`STOP`.
+    """
+    if not prompts or k <= 0:
+        return [[] for _ in prompts]
+    texts = [p.text if isinstance(p, Prompt) else p for p in prompts]
+    prefixes = [p.prefix if isinstance(p, Prompt) else CODE_PREFIX for p in prompts]
+    stop = list(dict.fromkeys(s for p in prompts for s in (p.stop if isinstance(p, Prompt) else STOP)))
+    out: list[list[SampledProgram]] = [[] for _ in prompts]
+    n_sampled = k
+    if greedy_first:
+        for i, comps in enumerate(sampler.generate(texts, n=1, temperature=0.0, max_tokens=max_tokens,
+                                                   stop=stop, seed=seed)):
+            out[i] += [to_sampled(c, prefix=prefixes[i], temperature=0.0) for c in comps[:1]]
+        n_sampled = k - 1
+    if n_sampled > 0:
+        sampled = sampler.generate(texts, n=n_sampled, temperature=temperature, max_tokens=max_tokens,
+                                   stop=stop, seed=None if seed is None else seed + 1)
+        for i, comps in enumerate(sampled):
+            out[i] += [to_sampled(c, prefix=prefixes[i], temperature=temperature) for c in comps[:n_sampled]]
+    return out

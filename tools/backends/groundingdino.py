@@ -1,0 +1,174 @@
+"""GroundingDINO open-vocabulary detection (the ``groundingdino-py`` package).
+
+Options: ``checkpoint`` (a ``.pth`` with a ``"model"`` state dict, e.g. groundingdino_swint_ogc.pth),
+``text_encoder`` (a local ``bert-base-uncased`` folder: the package would otherwise download it),
+``config`` (a GroundingDINO ``.py`` config; default the packaged SwinT-OGC one), ``box_threshold``
+(0.35), ``text_threshold`` (0.25, kept for parity with the reference API; the label is the query),
+``image_size`` (shorter side in pixels, default 800, longer side capped at 1333).
+
+``detect(image, query)`` -> boxes in pixels of the image (x0, y0, x1, y1), label = the query,
+highest score first. Not batchable: the package pads a batch to one size, which changes results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from vpd.tools.backend import register_backend
+from vpd.tools.backends._hf import ModelBackend
+from vpd.tools.backends._runtime import resolve_weights, weights_found
+from vpd.types import Box
+
+
+def packaged_config(name: str = "GroundingDINO_SwinT_OGC.py") -> Path:
+    """Path of a config shipped inside the groundingdino package."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("groundingdino")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("groundingdino-py is not installed (pip install groundingdino-py)")
+    return Path(list(spec.submodule_search_locations)[0]) / "config" / name
+
+
+class _BertWarperV5:
+    """Stand-in for the package's ``BertModelWarper`` under transformers >= 5.
+
+    groundingdino-py 0.4.0 wraps ``BertModel`` using methods transformers 5 removed
+    (``get_extended_attention_mask``, ``get_head_mask``) and calls ``BertEncoder`` with arguments it
+    no longer takes. This wrapper keeps the same sub-module names (``embeddings``, ``encoder``,
+    ``pooler``: checkpoint keys are unchanged) and turns GroundingDINO's 3-D text self-attention mask
+    (batch, tokens, tokens) into the additive 4-D mask the v5 encoder layers accept.
+    """
+
+    @staticmethod
+    def make(bert_model):
+        import torch
+        from torch import nn
+
+        class BertModelWarper(nn.Module):
+            def __init__(self, bert_model):
+                super().__init__()
+                self.config = bert_model.config
+                self.embeddings = bert_model.embeddings
+                self.encoder = bert_model.encoder
+                self.pooler = bert_model.pooler
+
+            def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, **_):
+                if attention_mask is None:
+                    attention_mask = torch.ones_like(input_ids)
+                if token_type_ids is None:
+                    token_type_ids = torch.zeros_like(input_ids)
+                hidden = self.embeddings(input_ids=input_ids, position_ids=position_ids,
+                                         token_type_ids=token_type_ids)
+                mask = attention_mask if attention_mask.dim() == 3 else attention_mask[:, None, :].expand(
+                    -1, input_ids.shape[1], -1)
+                additive = (1.0 - mask[:, None].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
+                for layer in self.encoder.layer:
+                    out = layer(hidden, attention_mask=additive)
+                    hidden = out[0] if isinstance(out, tuple) else out
+                return {"last_hidden_state": hidden}
+
+        return BertModelWarper(bert_model)
+
+
+def _patch_for_transformers_v5() -> None:
+    import transformers
+    from groundingdino.models.GroundingDINO import groundingdino as gd
+
+    if int(transformers.__version__.split(".")[0]) >= 5 and not getattr(gd, "_vpd_patched", False):
+        gd.BertModelWarper = lambda bert_model: _BertWarperV5.make(bert_model)
+        gd._vpd_patched = True
+
+
+def build_groundingdino_model(config: str | Path, text_encoder: str | Path, *, device: str = "cpu"):
+    """Build (random-init) a GroundingDINO model from ``config`` with the local ``text_encoder``."""
+    from groundingdino.models import build_model
+    from groundingdino.util.slconfig import SLConfig
+
+    _patch_for_transformers_v5()
+
+    args = SLConfig.fromfile(str(config))
+    args.device = device
+    args.text_encoder_type = str(text_encoder)  # a local folder: never fetched from the hub
+    with contextlib.redirect_stdout(io.StringIO()):  # the package prints while building
+        model = build_model(args)
+    return model
+
+
+@register_backend("groundingdino")
+class GroundingDinoBackend(ModelBackend):
+    """GroundingDINO SwinT/SwinB (IDEA-Research)."""
+
+    provides = frozenset({"detect"})
+    max_batch = 1
+    memory_class = "gpu-small"
+    weight_keys = {"checkpoint": "/models/groundingdino/groundingdino_swint_ogc.pth",
+                   "text_encoder": "/models/bert-base-uncased"}
+    weight_kind = "any"
+    needs = "groundingdino-py; checkpoint .pth + local bert-base-uncased folder"
+
+    def _load(self) -> None:
+        import torch
+        from groundingdino.util.misc import clean_state_dict
+
+        ckpt = self.paths["checkpoint"]
+        text = self.paths["text_encoder"]
+        if not ckpt.is_file():
+            raise resolve_weights(self.name, "checkpoint", str(ckpt), kind="file") and None
+        if not text.is_dir():
+            resolve_weights(self.name, "text_encoder", str(text), kind="dir")
+        config = self.options.get("config") or packaged_config()
+        config = resolve_weights(self.name, "config", config, kind="file")
+        self.paths["config"] = config
+        model = build_groundingdino_model(config, text, device=self.device)
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        state = state.get("model", state) if isinstance(state, dict) else state
+        missing, unexpected = model.load_state_dict(clean_state_dict(state), strict=False)
+        if len(missing) > len(list(model.state_dict())) // 2:
+            raise ValueError(f"checkpoint {ckpt} does not match config {config}: {len(missing)} missing keys")
+        self.model = model.to(self.device).eval()  # fp32: its deformable attention is not half-safe on CPU
+        self.box_threshold = float(self.options.get("box_threshold", 0.35))
+        self.image_size = int(self.options.get("image_size", 800))
+
+    @classmethod
+    def weights_status(cls, options: dict[str, Any] | None = None) -> str:
+        opts = options or {}
+        return weights_found(cls.name, {k: opts.get(k, d) for k, d in cls.weight_keys.items()},
+                             {"checkpoint": "file", "text_encoder": "dir"})
+
+    def _tensor(self, image: Image.Image):
+        import torch
+        import torchvision.transforms.functional as F
+
+        w, h = image.size
+        scale = self.image_size / min(w, h)
+        if max(w, h) * scale > 1333:
+            scale = 1333 / max(w, h)
+        size = (max(1, round(h * scale)), max(1, round(w * scale)))
+        t = F.to_tensor(image.resize((size[1], size[0]), Image.BILINEAR))
+        return F.normalize(t, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]).to(self.device, dtype=torch.float32)
+
+    def detect(self, image: Image.Image, query: str) -> list[Box]:
+        import torch
+
+        query = " ".join(str(query).split()) or "object"
+        caption = query.lower().strip()
+        caption = caption if caption.endswith(".") else caption + "."
+        with torch.inference_mode():
+            out = self.model(self._tensor(image)[None], captions=[caption])
+        logits = out["pred_logits"].float().sigmoid()[0]  # (queries, 256 text tokens)
+        boxes = out["pred_boxes"].float()[0]  # (queries, 4) cx, cy, w, h in [0, 1]
+        scores = logits.max(dim=1).values
+        keep = scores > self.box_threshold
+        w, h = image.size
+        result = []
+        for (cx, cy, bw, bh), s in zip(boxes[keep].tolist(), scores[keep].tolist()):
+            x0, y0 = max(0.0, (cx - bw / 2) * w), max(0.0, (cy - bh / 2) * h)
+            x1, y1 = min(float(w), (cx + bw / 2) * w), min(float(h), (cy + bh / 2) * h)
+            result.append(Box(x0=x0, y0=y0, x1=max(x0, x1), y1=max(y0, y1), score=float(s), label=query))
+        return sorted(result, key=lambda b: -b.score)

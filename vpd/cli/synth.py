@@ -1,0 +1,79 @@
+"""`vpd synth`: sample, run and verify programs for a dataset; `vpd synth-report RUN` reprints a summary."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from vpd.cli import app
+
+
+@app.command("synth")
+def synth(
+    data: Path = typer.Option(..., "--data", help="Dataset folder (examples.jsonl + images/) or a .jsonl file."),
+    out: Path = typer.Option(..., "--out", help="Run directory (runs/NAME)."),
+    llm: str = typer.Option("gemma", "--llm", help="Sampler spec: gemma | openai:MODEL@URL | transformers:PATH | "
+                                                  "llamacpp:PATH.gguf | replay:FILE.jsonl|RUN_DIR"),
+    tools: str = typer.Option("shapes", "--tools", help="Tools spec: a backend name, 'shapes,vqa=blip', or a YAML file."),
+    k: int = typer.Option(5, "--k", min=1, help="Programs sampled per question."),
+    resume: bool = typer.Option(False, "--resume", help="Continue a run: skip examples already committed."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Delete an existing run's results first."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Use only the first N examples."),
+    split: Optional[str] = typer.Option(None, "--split", help="Only examples whose `split` is this (train/val/test)."),
+    no_reuse: bool = typer.Option(False, "--no-reuse", help="Sample per example instead of once per distinct question."),
+    no_labels: bool = typer.Option(False, "--no-labels", help="Do not verify: answer by majority vote (predictions.jsonl)."),
+    fewshot: str = typer.Option("nearest", "--fewshot", help="Few-shot examples: nearest | fixed."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Sandbox worker processes."),
+    seed: int = typer.Option(0, "--seed", help="Sampling seed."),
+    temperature: float = typer.Option(0.7, "--temperature", min=0.0, help="Sampling temperature (0 = greedy)."),
+    select: str = typer.Option("first", "--select", help="Which passing program to keep: first | shortest | majority."),
+    max_tokens: int = typer.Option(256, "--max-tokens", min=1, help="Max tokens per completion."),
+    timeout_s: float = typer.Option(5.0, "--timeout", help="Per-program wall-clock limit (seconds)."),
+    memory_mb: int = typer.Option(512, "--memory-mb", help="Per-program memory limit (MiB)."),
+    cache: str = typer.Option("default", "--cache", help="Tool cache: default (~/.cache/vpd/tools.sqlite) | memory | off | PATH."),
+    checker: Optional[str] = typer.Option(None, "--checker", help="Checker or benchmark name (default: inferred per example)."),
+    judge: bool = typer.Option(False, "--judge", help="Ask the LLM about ambiguous answer mismatches."),
+    llm_batch: int = typer.Option(1, "--llm-batch", min=1, help="Questions per sampler request (1 = reproducible per question)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Sample k programs per question, run them in the sandbox, check them against the labels, write RUN."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from vpd.selection import SELECTORS
+    from vpd.synth import SynthConfig, run_synth
+    from vpd.synth_report import print_report
+
+    if fewshot not in ("nearest", "fixed"):
+        raise typer.BadParameter("--fewshot must be 'nearest' or 'fixed'")
+    SELECTORS.get(select)  # unknown rule -> "did you mean"
+    if not data.exists():
+        raise typer.BadParameter(f"no dataset at {data}", param_hint="--data")
+    cfg = SynthConfig(data=str(data), out=str(out), llm=llm, tools=tools, k=k, resume=resume, overwrite=overwrite,
+                      limit=limit, split=split, reuse=not no_reuse, labels=not no_labels, fewshot=fewshot,
+                      workers=workers, seed=seed, temperature=temperature, select=select, max_tokens=max_tokens,
+                      timeout_s=timeout_s, memory_mb=memory_mb, cache=cache, checker=checker, judge=judge,
+                      llm_batch=llm_batch, progress=not quiet)
+    from vpd.runs import ConfigMismatchError, RunExistsError
+
+    try:
+        result = run_synth(cfg)
+    except (RunExistsError, ConfigMismatchError) as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2)
+    print_report(result.report)
+    typer.echo(f"run written to {result.out} (report.json, verified.jsonl, candidates-*.jsonl)")
+
+
+@app.command("synth-report")
+def synth_report_cmd(run: Path = typer.Argument(..., help="A `vpd synth` run directory.")) -> None:
+    """Recompute and print the summary of a synth run (writes RUN/report.json)."""
+    from vpd.runs import RunStore
+    from vpd.synth_report import build_report, print_report
+
+    if not run.is_dir():
+        raise typer.BadParameter(f"no run directory at {run}")
+    report = build_report(run)
+    RunStore(run).write_report(report)
+    print_report(report)
