@@ -136,8 +136,11 @@ def critic_features(triples: Sequence[Triple], verbs: Mapping[str, Verbalisation
     vs = [verbs.get(t.image) for t in triples]
     t_texts = [grounded_text(t, v) for t, v in zip(triples, vs)]
     v_texts = [v.text(only=t.refs) if v is not None else "no description" for t, v in zip(triples, vs)]
-    emb = embedder.encode(t_texts + v_texts, batch_size=batch_size)
-    e_t, e_v = emb[: len(triples)], emb[len(triples):]
+    unique = list(dict.fromkeys(t_texts + v_texts))  # verbalisations repeat across triples
+    table = embedder.encode(unique, batch_size=batch_size)
+    pos = {s: i for i, s in enumerate(unique)}
+    e_t = table[[pos[s] for s in t_texts]]
+    e_v = table[[pos[s] for s in v_texts]]
     cos = np.sum(e_t * e_v, axis=1, keepdims=True)
     simple = np.asarray([simple_features(t, v) for t, v in zip(triples, vs)], dtype=np.float32)
     return np.concatenate([e_t, e_t * e_v, simple, cos], axis=1).astype(np.float32)

@@ -101,7 +101,8 @@ SAMPLERS: Registry[Callable[..., Sampler]] = Registry("sampler")
 
 #: Modules that register samplers; imported lazily by :func:`load_sampler`.
 _SAMPLER_MODULES = ("vpd.programs.sampler_openai", "vpd.programs.sampler_transformers",
-                    "vpd.programs.sampler_llamacpp")
+                    "vpd.programs.sampler_llamacpp", "vpd.programs.sampler_replay",
+                    "vpd.programs.sampler_balanced")
 
 
 def _import_samplers() -> None:

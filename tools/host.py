@@ -64,6 +64,10 @@ class ToolHost:
 
     def call(self, tool: Any, image_id: Any, box: Any, args: dict[str, Any]) -> Any:
         if not isinstance(tool, str) or tool not in TOOLS:
+            try:
+                TOOLS.get(str(tool))
+            except KeyError as exc:  # UnknownNameError: "unknown tool 'x'; did you mean …"
+                raise ToolError(str(exc)) from None
             raise ToolError(f"unknown tool {tool!r}")
         if len(self.calls) >= self.max_calls:
             raise ToolError(f"too many tool calls (limit {self.max_calls} per program)")

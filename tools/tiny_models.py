@@ -143,13 +143,13 @@ def _owl(out: Path, v2: bool) -> Path:
     return out
 
 
-def _clip(out: Path) -> Path:
+def _clip(out: Path, projection_dim: int = 32) -> Path:
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
     tok = _clip_tokenizer()
     size = {"shortest_edge": IMAGE_SIZE}
     cfg = CLIPConfig(text_config=_clip_text(tok),
-                     vision_config=_vision(), projection_dim=32)
+                     vision_config=_vision(), projection_dim=projection_dim)
     CLIPModel(cfg).eval().save_pretrained(out)
     CLIPProcessor(image_processor=CLIPImageProcessor(size=size, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}),
                   tokenizer=tok).save_pretrained(out)
@@ -327,6 +327,7 @@ TINY_BUILDERS: dict[str, Callable[[Path], Path]] = {
     "owlv2": lambda p: _owl(p, True),
     "owlvit": lambda p: _owl(p, False),
     "clip": _clip,
+    "clip512": lambda p: _clip(p, projection_dim=512),  # YOLO-World's text-embedding width
     "siglip": _siglip,
     "blip_vqa": lambda p: _blip(p, "vqa"),
     "blip_caption": lambda p: _blip(p, "caption"),

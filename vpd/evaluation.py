@@ -120,7 +120,7 @@ def evaluate_model(benchmark: str | Benchmark, data: str | Path, model: str | Pa
     bench = get_benchmark(benchmark) if isinstance(benchmark, str) else benchmark
     out = Path(out)
     examples, errors = benchmark_examples(bench, data, out)
-    answers = predict_with_model(model, examples, batch_size=batch_size, max_new_tokens=max_new_tokens)
+    answers = predict_with_model(model, examples, work=out, batch_size=batch_size, max_new_tokens=max_new_tokens)
     preds_path = write_predictions(bench, examples, answers, out / "predictions.jsonl")
     rec = evaluate_predictions(bench, data, preds_path, strict=strict,
                                source={"kind": "model", "model": str(model), "model_id": _model_id(model)})
@@ -128,7 +128,7 @@ def evaluate_model(benchmark: str | Benchmark, data: str | Path, model: str | Pa
 
 
 def evaluate_programs(benchmark: str | Benchmark, data: str | Path, llm: str, tools: str, out: str | Path, *,
-                      k: int = 1, strict: bool = False, timeout_s: float = 5.0) -> EvalRecord:
+                      k: int = 1, strict: bool = False, timeout_s: float = 5.0, sampler: Any = None) -> EvalRecord:
     """Programs as the solver: sample programs (no labels), run them, score their outputs."""
     from vpd.solvers import predict_with_programs
 
@@ -136,7 +136,7 @@ def evaluate_programs(benchmark: str | Benchmark, data: str | Path, llm: str, to
     out = Path(out)
     examples, errors = benchmark_examples(bench, data, out)
     answers = predict_with_programs(examples, llm=llm, tools=tools, run_dir=out / "programs", k=k,
-                                    timeout_s=timeout_s)
+                                    timeout_s=timeout_s, sampler=sampler)
     preds_path = write_predictions(bench, examples, answers, out / "predictions.jsonl")
     rec = evaluate_predictions(bench, data, preds_path, strict=strict,
                                source={"kind": "programs", "llm": llm, "tools": tools, "k": k,

@@ -149,7 +149,9 @@ class LLMProgramWriter:
         from vpd.programs.sampling import sample_programs
 
         prompts = [self._prompter(q, c) for q, c in questions]
-        greedy = self.greedy_first and k > 1 and self.temperature > 0
+        # a replay sampler serves recorded completions in order: a separate greedy call would repeat one
+        greedy = (self.greedy_first and k > 1 and self.temperature > 0
+                  and getattr(self.sampler, "kind", "") != "replay")
         rows = sample_programs(self.sampler, prompts, k, self.temperature, max_tokens=self.max_tokens,
                                seed=seed, greedy_first=greedy)
         self.stats.llm_requests += len(prompts) * (2 if greedy else 1)
@@ -181,7 +183,9 @@ class SandboxExecutor:
     def __init__(self, toolbox: Any, *, workers: int, timeout_s: float, memory_mb: int) -> None:
         from vpd.sandbox import SandboxPool
 
-        self.pool = SandboxPool(workers=workers, tools=toolbox)
+        # the ToolServer serialises each backend itself, so calls from many workers can batch
+        self.pool = SandboxPool(workers=workers, tools=toolbox, timeout_s=timeout_s, memory_mb=memory_mb,
+                                serialize_tools=False)
         self.timeout_s, self.memory_mb = timeout_s, memory_mb
 
     def run_many(self, jobs: Sequence[tuple[str, str]]) -> list[Any]:
@@ -240,6 +244,8 @@ def failure_category(status: str, error: str | None) -> str:
     """Execution status -> failure category (``none`` for ok)."""
     if status == "ok":
         return "none"
+    if error and error.startswith("SyntaxError"):
+        return "syntax"
     if status == "rejected":
         return "syntax" if error and "SyntaxError" in error else "rejected"
     if status == "timeout":

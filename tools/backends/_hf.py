@@ -24,6 +24,8 @@ class ModelBackend(Backend):
     #: option keys resolved lazily (e.g. a second model only some tools need).
     lazy_keys: ClassVar[frozenset[str]] = frozenset()
     weight_kind: ClassVar[str] = "dir"
+    #: per-key override of ``weight_kind`` ("file" | "dir" | "any").
+    weight_kinds: ClassVar[dict[str, str]] = {}
     memory_class = "gpu-small"
 
     def __init__(self, **options: Any) -> None:
@@ -42,7 +44,8 @@ class ModelBackend(Backend):
         """Resolve weight option ``key`` (raises MissingWeights naming ``key`` and the path)."""
         if key not in self.paths:
             value = self.options.get(key, self.weight_keys.get(key))
-            self.paths[key] = resolve_weights(self.name, key, value, kind=self.weight_kind,
+            self.paths[key] = resolve_weights(self.name, key, value,
+                                              kind=self.weight_kinds.get(key, self.weight_kind),
                                               hint=f"see `vpd tools list` and tools/gpu_tools.yaml for {self.name!r}")
         return self.paths[key]
 
@@ -58,7 +61,7 @@ class ModelBackend(Backend):
     def weights_status(cls, options: dict[str, Any] | None = None) -> str:
         opts = options or {}
         return weights_found(cls.name, {k: opts.get(k, d) for k, d in cls.weight_keys.items()},
-                             {k: cls.weight_kind for k in cls.weight_keys})
+                             {k: cls.weight_kinds.get(k, cls.weight_kind) for k in cls.weight_keys})
 
     def to_device(self, model):
         """Move a torch model to this backend's device/dtype and set eval mode."""

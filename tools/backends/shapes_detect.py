@@ -59,17 +59,24 @@ class DetectedObject:
         return max(x1 - x0, y1 - y0)
 
 
+def _hue_lut() -> np.ndarray:
+    """OpenCV hue (0..179, 2 degrees a step) -> colour index into ``list(HUE_DEG)``, 255 if none is near."""
+    centres = np.array(list(HUE_DEG.values()), np.float32)
+    deg = np.arange(180, dtype=np.float32)[:, None] * 2.0
+    d = np.abs(deg - centres[None, :])
+    d = np.minimum(d, 360.0 - d)
+    idx = np.argmin(d, axis=1)
+    return np.where(d[np.arange(180), idx] <= MAX_HUE_DIST, idx, 255).astype(np.uint8)
+
+
+_LUT = _hue_lut()
+
+
 def colour_labels(rgb: np.ndarray) -> np.ndarray:
     """Per-pixel colour index into ``list(HUE_DEG)`` (uint8), 255 where not a named colour."""
-    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
-    hue = hsv[:, :, 0].astype(np.float32) * 2.0  # degrees
+    hsv = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2HSV)
     coloured = (hsv[:, :, 1] >= MIN_SAT) & (hsv[:, :, 2] >= MIN_VAL)
-    centres = np.array(list(HUE_DEG.values()), np.float32)
-    d = np.abs(hue[:, :, None] - centres[None, None, :])
-    d = np.minimum(d, 360.0 - d)
-    idx = np.argmin(d, axis=2).astype(np.uint8)
-    ok = coloured & (np.take_along_axis(d, idx[:, :, None].astype(np.int64), axis=2)[:, :, 0] <= MAX_HUE_DIST)
-    return np.where(ok, idx, 255).astype(np.uint8)
+    return np.where(coloured, _LUT[hsv[:, :, 0]], 255).astype(np.uint8)
 
 
 def classify_shape(contour: np.ndarray) -> tuple[str, float]:

@@ -1,0 +1,421 @@
+"""Instruction tuning of the student on a ``vpd mix`` mixture (``DS/train.jsonl``).
+
+* loss: next-token cross-entropy on the suffix only (answer / rationale + ``<eos>``), averaged
+  per example, then a weighted mean over the batch with the mixture's ``weight`` field;
+* optax AdamW (decay on matrices only) with linear warmup + cosine decay, global-norm clipping;
+* gradient accumulation (``accum`` micro-batches of ``batch`` rows, one update), bf16 compute
+  option (float32 master weights), optional LoRA (:mod:`vpd.distill.vlm_lora`);
+* a ``(data, fsdp)`` mesh (:mod:`vpd.distill.vlm_sharding`);
+* orbax checkpoints every ``ckpt_every`` steps; the data order is a pure function of
+  ``(seed, step)``, so a resumed run continues the same loss curve;
+* ``metrics.jsonl`` (step, loss, lr, tokens/s, examples/s) and ``loss.png`` in the output folder.
+
+Recipes are small config functions (:data:`RECIPES`): ``default`` and ``smoke`` (a handful of
+examples and steps, for tests and CI).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from vpd.distill import vlm_checkpoint as ckpt
+from vpd.distill.vlm_config import preset as get_preset, PRESETS
+from vpd.distill.vlm_lora import apply_lora, trainable_filter
+from vpd.distill.vlm_model import PaliGemma, count_params
+from vpd.distill.vlm_preprocess import encode_example, normalize, resize_uint8
+from vpd.distill.vlm_sharding import MeshSpec, make_mesh, tree_shardings
+from vpd.distill.vlm_tokenizer import VLMTokenizer, train_bpe
+from vpd.registry import Registry
+
+_FIELDS = ("id", "image", "prefix", "suffix")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Hyper-parameters. ``batch`` is per micro-batch; an update sees ``batch * accum`` rows."""
+
+    steps: int = 1000
+    batch: int = 16
+    accum: int = 1
+    lr: float = 1e-3
+    warmup_steps: int = 50
+    end_lr_fraction: float = 0.05
+    weight_decay: float = 1e-4
+    clip_norm: float = 1.0
+    bf16: bool = False
+    lora_rank: int = 0
+    lora_alpha: float | None = None
+    mesh: str = ""
+    seed: int = 0
+    max_prefix: int = 64
+    max_suffix: int = 96
+    max_examples: int | None = None
+    log_every: int = 1
+    ckpt_every: int = 200
+    tokenizer_vocab: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+RECIPES: Registry[Callable[..., TrainConfig]] = Registry("training recipe")
+
+
+@RECIPES.register("default")
+def default_recipe(**overrides: Any) -> TrainConfig:
+    """The tiny student on a shapes-world mixture: 1000 steps of batch 16, lr 1e-3."""
+    return TrainConfig(**overrides)
+
+
+@RECIPES.register("smoke")
+def smoke_recipe(**overrides: Any) -> TrainConfig:
+    """Everything cut down (16 examples, 4 steps, short sequences) so the recipe runs in a test."""
+    base = dict(steps=4, batch=4, lr=3e-3, warmup_steps=1, max_examples=16, max_prefix=40, max_suffix=40,
+                ckpt_every=2)
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+# ---------------------------------------------------------------- data
+@dataclass(frozen=True, kw_only=True)
+class MixtureData:
+    """A tokenized mixture held in memory; images resized once (uint8) and shared between tasks."""
+
+    ids: list[str]
+    tasks: list[str]
+    images: np.ndarray  # [I, S, S, 3] uint8
+    image_index: np.ndarray  # [N]
+    tokens: np.ndarray  # [N, T] int32
+    valid: np.ndarray  # [N, T] bool
+    suffix: np.ndarray  # [N, T] bool
+    weight: np.ndarray  # [N] float32
+    problems: list[dict] = field(default_factory=list)
+    truncated: int = 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def batch(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        return {"pixels": normalize(self.images[self.image_index[rows]]), "tokens": self.tokens[rows],
+                "valid": self.valid[rows], "suffix": self.suffix[rows], "weight": self.weight[rows]}
+
+
+def read_mixture(path: str | Path, max_examples: int | None = None) -> tuple[list[dict], list[dict]]:
+    """Records of a mixture file (``DS/train.jsonl`` or the file itself) and the problems found."""
+    path = Path(path)
+    file = path / "train.jsonl" if path.is_dir() else path
+    if not file.is_file():
+        raise FileNotFoundError(f"no mixture file at {file} (make one with `vpd mix … --out DS`)")
+    records, problems = [], []
+    with file.open(encoding="utf-8", errors="replace") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                missing = [k for k in _FIELDS if not isinstance(rec.get(k), str) or (k != "suffix" and not rec[k])]
+                if missing:
+                    raise ValueError(f"missing or non-text field(s) {missing}")
+            except (json.JSONDecodeError, ValueError, AttributeError) as exc:
+                problems.append({"line": lineno, "file": str(file), "error": str(exc)})
+                continue
+            records.append(rec)
+            if max_examples is not None and len(records) >= max_examples:
+                break
+    return records, problems
+
+
+def tokenize_mixture(records: list[dict], tok: VLMTokenizer, image_size: int, max_prefix: int, max_suffix: int,
+                     problems: list[dict] | None = None) -> MixtureData:
+    """Load images (bad ones are recorded and their examples dropped) and tokenize every record."""
+    problems = [] if problems is None else problems
+    cache: dict[str, int] = {}
+    images: list[np.ndarray] = []
+    keep, index = [], []
+    for rec in records:
+        path = rec["image"]
+        if path not in cache:
+            try:
+                images.append(resize_uint8(path, image_size))
+                cache[path] = len(images) - 1
+            except (ValueError, OSError) as exc:
+                cache[path] = -1
+                problems.append({"id": rec["id"], "error": f"image: {exc}"})
+        if cache[path] >= 0:
+            keep.append(rec)
+            index.append(cache[path])
+    if not keep:
+        raise ValueError("no usable training examples (every record was malformed or had a bad image)")
+    enc = [encode_example(tok, r["prefix"], r["suffix"], max_prefix, max_suffix) for r in keep]
+    return MixtureData(
+        ids=[r["id"] for r in keep], tasks=[str(r.get("task", "")) for r in keep],
+        images=np.stack(images), image_index=np.asarray(index),
+        tokens=np.stack([e.tokens for e in enc]), valid=np.stack([e.valid for e in enc]),
+        suffix=np.stack([e.suffix for e in enc]),
+        weight=np.asarray([float(r.get("weight", 1.0) or 0.0) for r in keep], np.float32),
+        problems=problems, truncated=sum(e.truncated for e in enc),
+    )
+
+
+def batch_rows(n: int, global_batch: int, step: int, seed: int) -> np.ndarray:
+    """Rows of (0-based) update ``step``: a fresh permutation per epoch, a pure function of its inputs."""
+    start = step * global_batch
+    out = []
+    while len(out) < global_batch:
+        epoch, offset = divmod(start + len(out), n)
+        perm = np.random.default_rng([seed, epoch]).permutation(n)
+        out.extend(perm[offset: offset + global_batch - len(out)].tolist())
+    return np.asarray(out)
+
+
+# ---------------------------------------------------------------- optimisation
+def make_optimizer(cfg: TrainConfig) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    warmup = max(0, min(cfg.warmup_steps, cfg.steps - 1))
+    schedule = optax.warmup_cosine_decay_schedule(
+        init_value=0.0 if warmup else cfg.lr, peak_value=cfg.lr, warmup_steps=warmup,
+        decay_steps=max(cfg.steps, warmup + 1), end_value=cfg.lr * cfg.end_lr_fraction)
+    decay_mask = lambda params: jax.tree.map(lambda x: x.ndim >= 2, params)  # noqa: E731
+    tx = optax.chain(optax.clip_by_global_norm(cfg.clip_norm),
+                     optax.adamw(schedule, weight_decay=cfg.weight_decay, mask=decay_mask))
+    return tx, schedule
+
+
+def suffix_loss(model: PaliGemma, batch: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
+    """(sum of weight x per-example mean suffix NLL, sum of weights) for one micro-batch."""
+    logits = model(batch["pixels"], batch["tokens"], batch["valid"], batch["suffix"])
+    targets = batch["tokens"][:, 1:]
+    mask = (batch["suffix"] & batch["valid"])[:, 1:].astype(jnp.float32)
+    nll = optax.softmax_cross_entropy_with_integer_labels(logits[:, :-1].astype(jnp.float32), targets)
+    per_example = (nll * mask).sum(-1) / jnp.maximum(mask.sum(-1), 1.0)
+    w = batch["weight"].astype(jnp.float32)
+    return (w * per_example).sum(), w.sum()
+
+
+def _cast(tree, dtype):
+    return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
+
+
+class Trainer:
+    """Holds the sharded trainable/frozen state and optimizer; :meth:`step` runs one update."""
+
+    def __init__(self, model: PaliGemma, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.mesh = make_mesh(MeshSpec.parse(cfg.mesh))
+        self.graphdef, trainable, frozen = nnx.split(model, trainable_filter(cfg.lora_rank), ...)
+        self.tx, self.schedule = make_optimizer(cfg)
+        self.train_sh = tree_shardings(self.mesh, trainable)
+        self.frozen_sh = tree_shardings(self.mesh, frozen)
+        self.trainable = jax.device_put(trainable, self.train_sh)
+        self.frozen = jax.device_put(frozen, self.frozen_sh)
+        opt_state = jax.jit(self.tx.init)(self.trainable)
+        self.opt_sh = tree_shardings(self.mesh, opt_state)
+        self.opt_state = jax.device_put(opt_state, self.opt_sh)
+        self.batch_sh = NamedSharding(self.mesh, P(None, ("data", "fsdp")))
+        replicated = NamedSharding(self.mesh, P())
+        self._step = jax.jit(self._update, in_shardings=(self.train_sh, self.frozen_sh, self.opt_sh, self.batch_sh),
+                             out_shardings=(self.train_sh, self.opt_sh, replicated), donate_argnums=(0, 2))
+
+    def _update(self, trainable, frozen, opt_state, batch):
+        graphdef, bf16 = self.graphdef, self.cfg.bf16
+
+        def micro_loss(tr, mb):
+            t, f = (_cast(tr, jnp.bfloat16), _cast(frozen, jnp.bfloat16)) if bf16 else (tr, frozen)
+            if bf16:
+                mb = dict(mb, pixels=mb["pixels"].astype(jnp.bfloat16))
+            return suffix_loss(nnx.merge(graphdef, t, f), mb)
+
+        grad_fn = jax.value_and_grad(micro_loss, has_aux=True)
+
+        def accumulate(carry, mb):
+            grads, num, den = carry
+            (n, d), g = grad_fn(trainable, mb)
+            return (jax.tree.map(jnp.add, grads, g), num + n, den + d), None
+
+        zeros = jax.tree.map(jnp.zeros_like, trainable)
+        (grads, num, den), _ = jax.lax.scan(accumulate, (zeros, 0.0, 0.0), batch)
+        den = jnp.maximum(den, 1e-9)
+        grads = jax.tree.map(lambda g: g / den, grads)
+        updates, opt_state = self.tx.update(grads, opt_state, trainable)
+        trainable = optax.apply_updates(trainable, updates)
+        return trainable, opt_state, {"loss": num / den, "grad_norm": optax.global_norm(grads)}
+
+    def step(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        """One update from a host batch of ``accum * batch`` rows (reshaped to ``[accum, batch, …]``)."""
+        a = self.cfg.accum
+        shaped = {k: v.reshape(a, v.shape[0] // a, *v.shape[1:]) for k, v in batch.items()}
+        placed = jax.device_put(shaped, self.batch_sh)
+        self.trainable, self.opt_state, metrics = self._step(self.trainable, self.frozen, self.opt_state, placed)
+        return {k: float(v) for k, v in metrics.items()}
+
+    def model(self) -> PaliGemma:
+        return nnx.merge(self.graphdef, jax.device_get(self.trainable), jax.device_get(self.frozen))
+
+    def params_flat(self) -> dict[str, np.ndarray]:
+        model = self.model()
+        return {k: np.asarray(v) for k, v in ckpt.flat_params(nnx.state(model, nnx.Param)).items()}
+
+    # -- checkpoints
+    def state_tree(self, step: int) -> dict:
+        return {"params": ckpt.flat_params(nnx.state(self.model(), nnx.Param)),
+                "opt": jax.tree.leaves(self.opt_state), "step": step}
+
+    def load_tree(self, tree: dict) -> None:
+        model = self.model()
+        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+        ckpt.fill_params(params, {k: np.asarray(v) for k, v in tree["params"].items()})
+        _, trainable, frozen = nnx.split(nnx.merge(graphdef, params, rest), trainable_filter(self.cfg.lora_rank), ...)
+        self.trainable = jax.device_put(trainable, self.train_sh)
+        self.frozen = jax.device_put(frozen, self.frozen_sh)
+        treedef = jax.tree.structure(self.opt_state)
+        opt = jax.tree.unflatten(treedef, [np.asarray(x) for x in tree["opt"]])
+        self.opt_state = jax.device_put(opt, self.opt_sh)
+
+
+# ---------------------------------------------------------------- the run
+@dataclass(frozen=True, kw_only=True)
+class TrainResult:
+    out: Path
+    steps_done: int
+    final_loss: float
+    examples: int
+    problems: int
+    params: int
+    seconds: float
+
+
+def init_student(model_spec: str, texts: list[str], cfg: TrainConfig) -> tuple[PaliGemma, VLMTokenizer, dict]:
+    """Model + tokenizer for ``tiny``/any preset (BPE trained on ``texts``), a HF folder or a student checkpoint."""
+    if model_spec in PRESETS:
+        config = get_preset(model_spec)
+        tok = train_bpe(texts, vocab_size=cfg.tokenizer_vocab or config.text.vocab_size)
+        if tok.vocab_size > config.text.vocab_size:
+            raise ValueError(f"tokenizer has {tok.vocab_size} tokens, more than the preset's {config.text.vocab_size}")
+        config = config.replace(pad_id=tok.pad_id, eos_id=tok.eos_id, bos_id=tok.bos_id)
+        return PaliGemma(config, rngs=nnx.Rngs(cfg.seed)), tok, {"init": model_spec}
+    path = Path(model_spec)
+    if ckpt.is_student_checkpoint(path):
+        model, tok, meta = ckpt.load_student(path)
+        if meta.get("lora_rank", 0) > 0:
+            raise ValueError("fine-tuning a LoRA checkpoint further is not supported; start from its base model")
+        return model, tok, {"init": str(path)}
+    if path.is_dir():
+        from vpd.distill.vlm_import import load_hf_paligemma
+
+        model, tok = load_hf_paligemma(path)
+        return model, tok, {"init": str(path)}
+    raise ValueError(f"--model {model_spec!r} is neither a preset ({', '.join(PRESETS.names())}) nor a folder")
+
+
+def _write_loss_png(metrics_file: Path, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if "loss" in r]
+    if not rows:
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], lw=1.2)
+    ax.set_xlabel("step")
+    ax.set_ylabel("suffix loss (nats/token)")
+    ax.set_title("training loss")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    if not path.is_file():
+        return
+    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
+    path.write_text("".join(line + "\n" for line in keep))
+
+
+def train(data: str | Path, model_spec: str, out: str | Path, cfg: TrainConfig, *, resume: bool = False,
+          stop_at: int | None = None, progress: bool = True) -> TrainResult:
+    """Train and write the checkpoint folder ``out``; ``stop_at`` ends early (simulates an interruption)."""
+    out = Path(out)
+    t0 = time.time()
+    records, problems = read_mixture(data, cfg.max_examples)
+    if not records:
+        raise ValueError(f"{data}: no valid training records ({len(problems)} malformed lines)")
+    start = 0
+    if resume and ckpt.is_student_checkpoint(out) and ckpt.manager(out).latest_step() is not None:
+        meta = ckpt.read_meta(out)
+        model = ckpt.build_student(meta)
+        from vpd.distill.vlm_tokenizer import load_tokenizer
+
+        tok = load_tokenizer(out)
+        cfg = dataclasses.replace(TrainConfig(**meta["train"]), steps=cfg.steps, ckpt_every=cfg.ckpt_every,
+                                  log_every=cfg.log_every)
+        resumed = True
+    else:
+        model, tok, info = init_student(model_spec, [r["prefix"] + "\n" + r["suffix"] for r in records], cfg)
+        if cfg.lora_rank > 0:
+            apply_lora(model, cfg.lora_rank, cfg.lora_alpha, seed=cfg.seed)
+        meta = {"model": model.config.to_dict(), "lora_rank": cfg.lora_rank, "lora_alpha": cfg.lora_alpha,
+                "train": cfg.to_dict(), "max_prefix": cfg.max_prefix, "max_suffix": cfg.max_suffix,
+                "data": str(Path(data).absolute()), **info}
+        resumed = False
+    data_ = tokenize_mixture(records, tok, model.config.vision.image_size, cfg.max_prefix, cfg.max_suffix, problems)
+    gb = cfg.batch * cfg.accum
+    if cfg.batch % MeshSpec.parse(cfg.mesh).size:
+        raise ValueError(f"batch {cfg.batch} must be divisible by the mesh size {MeshSpec.parse(cfg.mesh).size}")
+    trainer = Trainer(model, cfg)
+    metrics_file = out / "metrics.jsonl"
+    if resumed:
+        start, tree = ckpt.restore_state(out)
+        trainer.load_tree(tree)
+        _truncate_metrics(metrics_file, start)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        ckpt.write_meta(out, meta, tok)
+        metrics_file.write_text("")
+        (out / "problems.jsonl").write_text("".join(json.dumps(p) + "\n" for p in data_.problems))
+    mgr = ckpt.manager(out)
+    end = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
+    tokens_per_row = data_.valid.sum(1) + model.config.num_image_tokens
+    loss = float("nan")
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(), disable=not progress,
+                  transient=False) as bar, metrics_file.open("a") as mf:
+        task = bar.add_task("train", total=cfg.steps, completed=start, loss="-")
+        for step in range(start, end):
+            rows = batch_rows(len(data_), gb, step, cfg.seed)
+            t = time.perf_counter()
+            m = trainer.step(data_.batch(rows))
+            dt = time.perf_counter() - t
+            loss = m["loss"]
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss} at step {step + 1}; lower --lr or disable --bf16")
+            if (step + 1) % cfg.log_every == 0 or step + 1 == end:
+                mf.write(json.dumps({"step": step + 1, "loss": loss, "grad_norm": m["grad_norm"],
+                                     "lr": float(trainer.schedule(step)), "examples_per_s": gb / dt,
+                                     "tokens_per_s": float(tokens_per_row[rows].sum()) / dt, "seconds": dt}) + "\n")
+                mf.flush()
+            if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end:
+                mgr.save(step + 1, args=ckpt.ocp.args.StandardSave(trainer.state_tree(step + 1)))
+            bar.update(task, completed=step + 1, loss=f"{loss:.4f}")
+    mgr.wait_until_finished()
+    mgr.close()
+    _write_loss_png(metrics_file, out / "loss.png")
+    return TrainResult(out=out, steps_done=end, final_loss=loss, examples=len(data_), problems=len(data_.problems),
+                       params=count_params(model), seconds=time.time() - t0)

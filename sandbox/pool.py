@@ -1,0 +1,539 @@
+"""The host side: a pool of pre-started sandbox workers, each driven by the thread that runs its job.
+
+Each job gets its own :class:`vpd.tools.host.ToolHost` (the image, the trace), created by
+``host_factory(toolbox)``; the job's thread serves that worker's tool requests by calling
+``host.handle(request)``, so tool calls from many workers are served concurrently. That call is
+the seam for a batching tool server: pass a ``host_factory`` whose host forwards ``handle`` (or
+whose toolbox forwards ``call_json``) to the server. By default calls into one Toolbox are
+serialised with a lock (backends need not be thread-safe); pass ``serialize_tools=False`` for
+thread-safe backends.
+
+Deadlines are wall-clock from dispatch and include tool time. On a deadline the worker's whole
+process group is SIGKILLed and the slot gets a fresh worker (started at once, ready by the time
+it is needed). Workers are also replaced after any abnormal event (death, protocol violation,
+MemoryError/RecursionError) and recycled after ``recycle_after`` programs.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import concurrent.futures as cf
+import itertools
+import json
+import math
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+from PIL import Image
+
+from vpd.images import ImageLoadError, load_image
+from vpd.sandbox import limits, protocol
+from vpd.sandbox.policy import MAX_SOURCE_CHARS
+from vpd.sandbox.result import (MAX_ERROR_CHARS, WORKER_STATUSES, ExecutionResult, bounded_text,
+                                is_plain)
+from vpd.tools.host import ToolHost
+from vpd.tools.specs import TOOLS
+from vpd.tools.toolbox import Toolbox
+from vpd.types import Trace
+
+ImageLike = str | Path | bytes | Image.Image | None
+ToolsLike = Toolbox | str | Mapping[str, Any] | None
+
+_STDOUT_CAP = 65_536
+_MAX_ARG_CHARS = 100_000
+
+
+class SandboxUnavailable(RuntimeError):
+    """A worker process could not be started (the message includes its stderr)."""
+
+
+class _SerialToolbox:
+    """A Toolbox facade whose ``call_json`` holds a lock (for backends that are not thread-safe)."""
+
+    def __init__(self, toolbox: Toolbox, lock: threading.Lock) -> None:
+        self._toolbox, self._lock = toolbox, lock
+
+    @property
+    def backends(self) -> dict[str, Any]:
+        return self._toolbox.backends
+
+    def call_json(self, tool: str, image: Any, **args: Any) -> tuple[Any, bool]:
+        with self._lock:
+            return self._toolbox.call_json(tool, image, **args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._toolbox, name)
+
+
+def _allowed_args(tool: str) -> frozenset[str]:
+    sig = TOOLS.get(tool).signature
+    inner = sig[sig.index("(") + 1: sig.rindex(")")]
+    names = [p.split(":")[0].strip() for p in inner.split(",") if p.strip()]
+    return frozenset(n for n in names if n and n != "image")
+
+
+def validate_call(msg: dict[str, Any]) -> dict[str, Any]:
+    """Check a worker's tool request; returns ``{tool, image_id, box, args}`` or raises ValueError."""
+    tool = msg.get("tool")
+    if type(tool) is not str or tool not in TOOLS:
+        raise ValueError(f"unknown tool {tool!r}"[:200])
+    image_id = msg.get("image_id")
+    if image_id is not None and type(image_id) is not str:
+        raise ValueError("bad image id")
+    box = msg.get("box")
+    if box is not None:
+        if (type(box) is not list or len(box) != 4
+                or not all(type(v) in (int, float) and math.isfinite(v) for v in box)):
+            raise ValueError("bad box")
+    args = msg.get("args")
+    if type(args) is not dict:
+        raise ValueError("bad tool arguments")
+    allowed = _allowed_args(tool)
+    for key, value in args.items():
+        if key not in allowed:
+            raise ValueError(f"tool {tool!r} takes no argument {key!r}"[:200])
+        if not is_plain(value) or len(json.dumps(value)) > _MAX_ARG_CHARS:
+            raise ValueError(f"bad value for argument {key!r}")
+    return {"tool": tool, "image_id": image_id, "box": box, "args": args}
+
+
+def _signal_name(returncode: int | None) -> str:
+    if returncode is None:
+        return "still running"
+    if returncode < 0:
+        try:
+            return signal.Signals(-returncode).name
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"exit code {returncode}"
+
+
+class _Slot:
+    """One worker process (and its replacements) owned by the pool."""
+
+    def __init__(self, index: int, pool: "SandboxPool") -> None:
+        self.index = index
+        self.pool = pool
+        self.as_hard_mb = pool.max_memory_mb
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.spawn()
+
+    # -- life cycle ---------------------------------------------------------------------------
+    def spawn(self) -> None:
+        self.tmpdir = tempfile.mkdtemp(prefix="vpd-sbx-")
+        self.proc = subprocess.Popen(
+            limits.worker_command(self.pool.python), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, cwd=self.tmpdir, env=limits.scrubbed_env(),
+            start_new_session=True, close_fds=True)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.out_fd = self.proc.stdin.fileno()
+        self.reader = protocol.FrameReader(self.proc.stdout.fileno())
+        self.ready = False
+        self.jobs = 0
+        self.pid = self.proc.pid
+        self.isolation: dict[str, str] = {}
+        init = {"type": "init", "uid": limits.UID_BASE + self.index, "gid": limits.NOGROUP_GID,
+                "as_hard_mb": self.as_hard_mb, "cpu_hard_s": self.pool.cpu_hard_s, "net": True}
+        try:
+            protocol.write_frame(self.out_fd, init, deadline=time.monotonic() + 10)
+        except (protocol.ChannelClosed, protocol.ChannelTimeout):
+            pass  # reported by ensure_ready
+
+    def ensure_ready(self) -> None:
+        if self.ready:
+            return
+        try:
+            msg = self.reader.read(deadline=time.monotonic() + self.pool.startup_timeout_s)
+            if msg.get("type") != "ready":
+                raise protocol.ProtocolError(f"expected ready, got {msg.get('type')!r}")
+        except (protocol.ChannelClosed, protocol.ChannelTimeout, protocol.ProtocolError) as exc:
+            err = self._stderr_tail()
+            self.kill()
+            self.spawn()
+            raise SandboxUnavailable(f"sandbox worker failed to start ({exc}); stderr: {err}") from None
+        self.ready = True
+        self.isolation = {str(k): str(v) for k, v in dict(msg.get("isolation") or {}).items()}
+        assert self.proc is not None and self.proc.stderr is not None
+        self.proc.stderr.close()  # the worker has pointed its stderr at /dev/null
+
+    def _stderr_tail(self) -> str:
+        assert self.proc is not None
+        try:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+            data = self.proc.stderr.read() if self.proc.stderr and not self.proc.stderr.closed else b""
+        except Exception:  # noqa: BLE001 - best effort diagnostics
+            data = b""
+        return data.decode("utf-8", "replace")[-2000:].strip() or "(empty)"
+
+    def kill(self) -> int | None:
+        """SIGKILL the worker's process group; returns its return code."""
+        proc = self.proc
+        if proc is None:
+            return None
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            code = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover - unkillable process
+            code = None
+        for f in (proc.stdin, proc.stdout, proc.stderr):
+            try:
+                if f is not None:
+                    f.close()
+            except OSError:
+                pass
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+        self.proc = None
+        return code
+
+    def replace(self) -> None:
+        self.kill()
+        self.spawn()
+
+    def close(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            protocol.write_frame(self.out_fd, {"type": "exit"}, deadline=time.monotonic() + 0.2)
+            self.proc.wait(timeout=0.5)
+        except Exception:  # noqa: BLE001 - falls through to the kill
+            pass
+        self.kill()
+
+    # -- one job ------------------------------------------------------------------------------
+    def run(self, job_id: int, source: str, image_msg: dict[str, Any] | None, timeout_s: float,
+            memory_mb: int, session: Any) -> tuple[str, Any, str | None, str, dict[str, float]]:
+        """Returns ``(status, answer, error, stdout, timings)``; never raises for worker misbehaviour."""
+        if memory_mb > self.as_hard_mb:
+            self.as_hard_mb = memory_mb
+            self.replace()
+        self.ensure_ready()
+        deadline = time.monotonic() + timeout_s
+        msg = {"type": "run", "job": job_id, "source": source, "image": image_msg, "timeout_s": timeout_s,
+               "memory_mb": memory_mb, "stdout_cap": self.pool.stdout_cap}
+        self.jobs += 1
+        try:
+            protocol.write_frame(self.out_fd, msg, deadline)
+            while True:
+                reply = self.reader.read(deadline)
+                kind = reply.get("type")
+                if kind == "call":
+                    if reply.get("job") != job_id:
+                        raise protocol.ProtocolError("tool call for another job")
+                    try:
+                        request = validate_call(reply)
+                    except ValueError as exc:
+                        answer = {"ok": False, "error": f"ValueError: {exc}"}
+                    else:
+                        answer = session.handle(request)
+                    protocol.write_frame(self.out_fd, {"type": "reply", "job": job_id, **answer}, deadline)
+                elif kind == "result":
+                    return self._finish(job_id, reply)
+                else:
+                    raise protocol.ProtocolError(f"unexpected frame {kind!r}")
+        except protocol.ChannelTimeout:
+            self.replace()
+            return "timeout", None, f"TimeoutError: program exceeded {timeout_s:g} s", "", {}
+        except protocol.ChannelClosed:
+            code = self.kill()
+            self.spawn()
+            return "killed", None, f"worker died ({_signal_name(code)})", "", {}
+        except protocol.ProtocolError as exc:
+            self.replace()
+            return "killed", None, f"protocol violation: {exc}"[:MAX_ERROR_CHARS], "", {}
+
+    def _finish(self, job_id: int, reply: dict[str, Any]) -> tuple[str, Any, str | None, str, dict[str, float]]:
+        status, answer = reply.get("status"), reply.get("answer")
+        if reply.get("job") != job_id or status not in WORKER_STATUSES or not is_plain(answer):
+            raise protocol.ProtocolError("malformed result")
+        error = reply.get("error")
+        error = bounded_text(error, MAX_ERROR_CHARS) if error is not None else None
+        stdout = bounded_text(reply.get("stdout"), self.pool.stdout_cap + 200)
+        timings_raw = reply.get("timings")
+        timings = {str(k): float(v) for k, v in timings_raw.items()
+                   if type(v) in (int, float)} if type(timings_raw) is dict else {}
+        cpu = reply.get("cpu_s")
+        worn = type(cpu) in (int, float) and cpu > self.pool.cpu_hard_s / 2
+        if reply.get("recycle") is True or self.jobs >= self.pool.recycle_after or worn:
+            self.replace()
+        return str(status), answer, error, stdout, timings
+
+
+class _ImageCache:
+    """Decoded images by path (path, mtime, size) -> RGB PIL image; least recently used dropped."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self.items: collections.OrderedDict[tuple[str, int, int], Image.Image] = collections.OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, path: str | Path) -> Image.Image:
+        p = Path(path)
+        try:
+            st = p.stat()
+        except OSError:
+            return load_image(p)  # raises ImageLoadError naming the path
+        key = (str(p.resolve()), st.st_mtime_ns, st.st_size)
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        img = load_image(p)
+        with self.lock:
+            self.items[key] = img
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+        return img
+
+
+def _default_host_factory(serialize: bool) -> Callable[[Toolbox], ToolHost]:
+    lock = threading.Lock()
+
+    def factory(toolbox: Toolbox) -> ToolHost:
+        return ToolHost(_SerialToolbox(toolbox, lock) if serialize else toolbox)  # type: ignore[arg-type]
+
+    return factory
+
+
+class SandboxPool:
+    """Pre-started sandbox workers running programs concurrently.
+
+    >>> with SandboxPool(workers=2, tools="shapes") as pool:          # doctest: +SKIP
+    ...     res = pool.run(src, image="scene.png", timeout_s=2.0)
+    ...     many = pool.map([(src, "a.png"), (src, "b.png")])
+
+    ``tools``: a Toolbox, a spec for :func:`vpd.tools.load`, or None (``"shapes"`` for jobs with
+    an image, no tools otherwise: any tool call is then a clean runtime error).
+    ``max_memory_mb`` is the workers' hard address-space limit (a job asking for more gets a
+    fresh worker with a higher one).
+    """
+
+    def __init__(self, workers: int | None = None, tools: ToolsLike = None, *, timeout_s: float = 5.0,
+                 memory_mb: int = 512, max_memory_mb: int = 2048, recycle_after: int = 200,
+                 stdout_cap: int = _STDOUT_CAP, startup_timeout_s: float = 60.0,
+                 cpu_hard_s: int = 3600, serialize_tools: bool = True,
+                 host_factory: Callable[[Toolbox], Any] | None = None, python: str | None = None) -> None:
+        self.workers = max(1, int(workers or min(4, os.cpu_count() or 1)))
+        self.timeout_s = float(timeout_s)
+        self.memory_mb = int(memory_mb)
+        self.max_memory_mb = max(int(max_memory_mb), self.memory_mb)
+        self.recycle_after = max(1, int(recycle_after))
+        self.stdout_cap = int(stdout_cap)
+        self.startup_timeout_s = float(startup_timeout_s)
+        self.cpu_hard_s = int(cpu_hard_s)
+        self.python = python
+        self.host_factory = host_factory or _default_host_factory(serialize_tools)
+        self._tools_spec = tools
+        self._toolboxes: dict[str, Toolbox] = {}
+        self._toolbox_lock = threading.Lock()
+        self._images: dict[str, Image.Image] = {}
+        self._image_ids = itertools.count()
+        self._image_cache = _ImageCache()
+        self._job_ids = itertools.count(1)
+        self._closed = False
+        self._slots = [_Slot(i, self) for i in range(self.workers)]
+        self._free: queue.Queue[_Slot] = queue.Queue()
+        for s in self._slots:
+            self._free.put(s)
+
+    # -- images -------------------------------------------------------------------------------
+    def add_image(self, image: str | Path | bytes | Image.Image) -> str:
+        """Decode and keep an image for many jobs; returns an id to pass as ``image=``."""
+        img = load_image(image)
+        image_id = f"pool-image-{next(self._image_ids)}"
+        self._images[image_id] = img
+        return image_id
+
+    def drop_image(self, image_id: str) -> None:
+        self._images.pop(image_id, None)
+
+    def _resolve_image(self, image: ImageLike) -> Image.Image:
+        if isinstance(image, str) and image in self._images:
+            return self._images[image]
+        if isinstance(image, (str, Path)):
+            return self._image_cache.get(image)
+        return load_image(image)  # type: ignore[arg-type]
+
+    # -- tools --------------------------------------------------------------------------------
+    def _toolbox(self, tools: ToolsLike, has_image: bool) -> Toolbox:
+        spec = tools if tools is not None else self._tools_spec
+        if isinstance(spec, Toolbox):
+            return spec
+        if spec is None and not has_image:
+            return self._cached_toolbox("__none__", lambda: Toolbox({}))
+        spec = "shapes" if spec is None else spec
+        key = json.dumps(spec, sort_keys=True, default=str)
+
+        def build() -> Toolbox:
+            from vpd.tools import load
+
+            return load(spec)  # type: ignore[arg-type]
+
+        return self._cached_toolbox(key, build)
+
+    def _cached_toolbox(self, key: str, build: Callable[[], Toolbox]) -> Toolbox:
+        with self._toolbox_lock:
+            if key not in self._toolboxes:
+                self._toolboxes[key] = build()
+            return self._toolboxes[key]
+
+    # -- running ------------------------------------------------------------------------------
+    def run(self, source: str, image: ImageLike = None, timeout_s: float | None = None,
+            memory_mb: int | None = None, tools: ToolsLike = None) -> ExecutionResult:
+        """Run one program (``def execute_command(image): …``) on ``image`` (a path, PIL image,
+        encoded bytes or an id from :meth:`add_image`). Never raises for anything the program does."""
+        if self._closed:
+            raise RuntimeError("SandboxPool is closed")
+        timeout_s = self.timeout_s if timeout_s is None else float(timeout_s)
+        memory_mb = self.memory_mb if memory_mb is None else int(memory_mb)
+        t_call = time.perf_counter()
+        if not isinstance(source, str):
+            return ExecutionResult(status="rejected", error="PolicyViolation: program source must be text")
+        if len(source) > MAX_SOURCE_CHARS:
+            return ExecutionResult(status="rejected",
+                                   error=f"PolicyViolation: program too long ({len(source)} > {MAX_SOURCE_CHARS} characters)")
+        session = self.host_factory(self._toolbox(tools, image is not None))
+        image_msg = None
+        if image is not None:
+            try:
+                pil = self._resolve_image(image)
+            except (ImageLoadError, OSError, ValueError, TypeError) as exc:
+                return ExecutionResult(status="error", error=f"ImageLoadError: {exc}"[:MAX_ERROR_CHARS])
+            image_id, width, height = session.add_image(pil)
+            image_msg = {"id": image_id, "width": width, "height": height}
+        slot = self._free.get()
+        try:
+            slot.ensure_ready()
+            t0 = time.perf_counter()
+            status, answer, error, stdout, timings = slot.run(
+                next(self._job_ids), source, image_msg, timeout_s, memory_mb, session)
+            elapsed = time.perf_counter() - t0
+        finally:
+            self._free.put(slot)
+        timings["wait_ms"] = (t0 - t_call) * 1000.0
+        trace: Trace = session.trace(output=answer)
+        return ExecutionResult(status=status, answer=answer, error=error, stdout=stdout, trace=trace,
+                               elapsed_s=elapsed, timings=timings)
+
+    def imap(self, jobs: Iterable[Any], *, progress: bool = False, total: int | None = None) -> Iterator[ExecutionResult]:
+        """Like :meth:`map`, yielding results in job order as they finish (bounded look-ahead)."""
+        window = 4 * self.workers
+        pending: collections.deque[cf.Future[ExecutionResult]] = collections.deque()
+        bar = _Progress(progress, total)
+        with cf.ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="vpd-sandbox") as ex:
+            try:
+                for job in jobs:
+                    pending.append(ex.submit(self._run_job, job))
+                    while len(pending) >= window:
+                        yield bar.step(pending.popleft().result())
+                while pending:
+                    yield bar.step(pending.popleft().result())
+            finally:
+                for f in pending:
+                    f.cancel()
+                bar.close()
+
+    def map(self, jobs: Iterable[Any], *, progress: bool = False) -> list[ExecutionResult]:
+        """Run many jobs across the workers; results in job order.
+
+        A job is a dict of :meth:`run` keyword arguments (``source`` or ``program``, ``image``,
+        ``timeout_s``, ``memory_mb``, ``tools``), a ``(source, image)`` pair, or a bare source.
+        """
+        jobs = list(jobs)
+        return list(self.imap(jobs, progress=progress, total=len(jobs)))
+
+    def _run_job(self, job: Any) -> ExecutionResult:
+        if isinstance(job, str):
+            return self.run(job)
+        if isinstance(job, Mapping):
+            kw = dict(job)
+            if "program" in kw and "source" not in kw:
+                kw["source"] = kw.pop("program")
+            allowed = {"source", "image", "timeout_s", "memory_mb", "tools"}
+            return self.run(**{k: v for k, v in kw.items() if k in allowed})
+        source, image = job
+        return self.run(source, image)
+
+    # -- introspection and shutdown -------------------------------------------------------------
+    def worker_pids(self) -> list[int]:
+        return [s.pid for s in self._slots]
+
+    def isolation(self) -> dict[str, str]:
+        """What the OS isolation of the first worker achieved (network, user, limits)."""
+        slot = self._free.get()
+        try:
+            slot.ensure_ready()
+            return dict(slot.isolation)
+        finally:
+            self._free.put(slot)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for s in self._slots:
+            s.close()
+
+    def __enter__(self) -> "SandboxPool":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+class _Progress:
+    def __init__(self, enabled: bool, total: int | None) -> None:
+        self.bar = None
+        if enabled:
+            from rich.progress import Progress
+
+            self.bar = Progress()
+            self.bar.start()
+            self.task = self.bar.add_task("sandbox", total=total)
+
+    def step(self, result: ExecutionResult) -> ExecutionResult:
+        if self.bar is not None:
+            self.bar.advance(self.task)
+        return result
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+_DEFAULT: SandboxPool | None = None
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_pool() -> SandboxPool:
+    """The lazily created module-level pool behind :func:`run_program` (closed at exit)."""
+    global _DEFAULT
+    with _DEFAULT_LOCK:
+        if _DEFAULT is None or _DEFAULT._closed:
+            _DEFAULT = SandboxPool(workers=int(os.environ.get("VPD_SANDBOX_WORKERS", "2")))
+            atexit.register(_DEFAULT.close)
+        return _DEFAULT
+
+
+def run_program(source: str, image: ImageLike = None, timeout_s: float = 5.0, memory_mb: int = 512,
+                tools: ToolsLike = None) -> ExecutionResult:
+    """Run one untrusted program in the default pool. See :class:`SandboxPool.run`."""
+    return default_pool().run(source, image=image, timeout_s=timeout_s, memory_mb=memory_mb, tools=tools)

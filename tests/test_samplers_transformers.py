@@ -1,0 +1,116 @@
+"""The in-process transformers sampler on a tiny random-init causal LM (real loading path), and
+one slow test on the packaged Gemma 3 270M."""
+
+from __future__ import annotations
+
+import pytest
+
+from vpd.programs.sampler_base import load_sampler
+from vpd.programs.sampler_transformers import TransformersSampler
+
+CORPUS = ["def execute_command(image):\n    image_patch = ImagePatch(image)\n    return str(len(x))\n",
+          "# Question: How many red cubes are there?\n", "bool_to_yesno(image_patch.exists('blue sphere'))\n"] * 20
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    d = tmp_path_factory.mktemp("tiny_lm")
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(CORPUS, vocab_size=320, min_frequency=1, special_tokens=["<eos>", "<pad>"])
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<eos>", pad_token="<pad>")
+    tok.save_pretrained(d)
+    import torch
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=None)
+    model = LlamaForCausalLM(cfg)
+    with torch.no_grad():  # large logits -> no near-ties, so greedy is stable across batch shapes
+        model.lm_head.weight.mul_(20.0)
+    model.save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def sampler(tiny_model_dir):
+    return load_sampler(f"transformers:{tiny_model_dir}", batch_size=4)
+
+
+PROMPTS = ["# Question: How many red cubes are there?\n", "def execute_command(image):\n",
+           "x", "image_patch.exists('blue sphere') and bool_to_yesno(True)\n"]
+
+
+def test_shapes_and_counts(sampler):
+    out = sampler.generate(PROMPTS, n=3, temperature=0.9, max_tokens=12, seed=1)
+    assert len(out) == 4 and all(len(r) == 3 for r in out)
+    for p, r in zip(PROMPTS, out):
+        for c in r:
+            assert c.error is None
+            assert 0 < c.completion_tokens <= 12
+            assert c.prompt_tokens == sampler.count_tokens(p)
+    assert isinstance(sampler, TransformersSampler) and sampler.describe()["parameters"] > 0
+
+
+def test_left_padded_batch_matches_batch_of_one(sampler, tiny_model_dir):
+    one = load_sampler(f"transformers:{tiny_model_dir}", batch_size=1)
+    a = sampler.generate(PROMPTS, n=1, max_tokens=10)
+    b = one.generate(PROMPTS, n=1, max_tokens=10)
+    assert [r[0].text for r in a] == [r[0].text for r in b]
+    assert sampler.stats["batches"] >= 1 and one.stats["batches"] >= 4
+
+
+def test_greedy_n_repeats_without_recomputing(sampler):
+    before = sampler.stats["sequences"]
+    out = sampler.generate(PROMPTS[:2], n=4, temperature=0.0, max_tokens=8)
+    assert all(len({c.text for c in r}) == 1 and len(r) == 4 for r in out)
+    assert sampler.stats["sequences"] - before == 2
+
+
+def test_seeded_sampling_is_reproducible(sampler):
+    a = sampler.generate(PROMPTS, n=2, temperature=1.5, max_tokens=12, seed=7)
+    b = sampler.generate(PROMPTS, n=2, temperature=1.5, max_tokens=12, seed=7)
+    c = sampler.generate(PROMPTS, n=2, temperature=1.5, max_tokens=12, seed=8)
+    texts = lambda out: [x.text for r in out for x in r]  # noqa: E731
+    assert texts(a) == texts(b)
+    assert texts(a) != texts(c)
+
+
+def test_stop_strings_cut_and_end_early(sampler):
+    full = sampler.generate([PROMPTS[1]], max_tokens=30)[0][0]
+    assert len(full.text) > 6
+    stop = full.text[len(full.text) // 2: len(full.text) // 2 + 3]
+    cut = sampler.generate([PROMPTS[1]], max_tokens=30, stop=[stop])[0][0]
+    assert cut.text == full.text[: full.text.find(stop)]
+    assert cut.completion_tokens < full.completion_tokens
+
+
+def test_too_long_prompt_is_an_error_not_an_exception(sampler):
+    out = sampler.generate(["word " * 400, "x"], max_tokens=8)
+    assert out[0][0].error and "context" in out[0][0].error
+
+
+def test_missing_path_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model folder"):
+        load_sampler(f"transformers:{tmp_path / 'nope'}")
+
+
+@pytest.mark.slow
+def test_packaged_gemma_writes_a_program():
+    """The offline default end to end: prompt -> Gemma -> an extractable program (few tokens)."""
+    from vpd.programs import build_program_prompt, sample_programs
+
+    s = load_sampler("gemma", batch_size=2)
+    try:
+        assert s.context_tokens and s.context_tokens >= 8192
+        prompt = build_program_prompt("How many green cubes are there?", tools=["detect", "count"])
+        assert s.count_tokens(prompt.text) < 4000
+        out = sample_programs(s, [prompt], k=2, temperature=0.7, max_tokens=40, seed=0, greedy_first=True)[0]
+        assert len(out) == 2 and out[0].temperature == 0.0
+        assert out[0].status == "ok", out[0].raw_completion
+        assert "green cube" in out[0].program and "find(" in out[0].program
+    finally:
+        s.close()

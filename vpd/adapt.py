@@ -1,0 +1,231 @@
+"""``vpd adapt``: adapt to a written content policy from a few hundred labelled memes.
+
+VPD's Hateful Memes experiment in miniature::
+
+    policy + <= 300 labelled memes ─▶ synth programs over moderation tools (ocr, nudity, vqa,
+    llm_query) ─▶ verify against the labels ─▶ rationalize verified traces ─▶ two mixtures
+    (label-only; labels + rationales) ─▶ two tiny students ─▶ AUROC / accuracy on the test memes of
+      (a) the programs alone (sampled fresh per test meme, no labels; majority vote, P(yes) = vote share)
+      (b) the label-only student
+      (c) the rationale-trained student
+
+Data: a Hateful-Memes-format folder (``train.jsonl`` with labels, ``test.jsonl``, ``img/``), e.g.
+from ``vpd data memes``. Every meme is asked :data:`QUESTION`; answers are ``yes``/``no``. The
+policy text is kept in the run (``policy.md``) and its first paragraph is put in front of the
+question the programs see, so program writers can read it.
+
+Output ``RUN/``: ``data/{train,test}/examples.jsonl``, ``synth/`` (a synth run: candidates,
+verified, rationales), ``mix_label/``, ``mix_rationale/`` (mixtures in the contract format),
+``student_label/``, ``student_rationale/`` (checkpoints), ``eval_{programs,label,rationale}/``
+(results.json + results.md) and ``adapt_report.{json,md}``. Stages talk through the stage
+contracts (docs/contracts.md): :func:`vpd.synth.run_synth`, :func:`vpd.distill.rationalize.rationalize_run`,
+``vpd train`` and ``vpd predict``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from vpd.benchmarks.hateful_memes import QUESTION
+from vpd.benchmarks.registry import get_benchmark
+from vpd.datasets import write_examples
+from vpd.types import Example
+
+#: Default toolbox for moderation: shapes backend for detect/vqa, RapidOCR, NudeNet, packaged LLM.
+DEFAULT_TOOLS = "shapes,ocr=rapidocr,nudity=nudenet,llm_query=gemma"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdaptConfig:
+    """Settings of one ``vpd adapt`` run (times in seconds)."""
+
+    policy: str
+    data: str
+    out: str
+    max_labels: int = 300
+    llm: str = "gemma"
+    tools: str = DEFAULT_TOOLS
+    k: int = 4
+    steps: int = 300
+    preset: str = "tiny"
+    seed: int = 0
+    timeout_s: float = 10.0
+    val_frac: float = 0.1
+
+
+def memes_to_examples(path: Path, *, limit: int | None, seed: int, split: str) -> list[Example]:
+    """Hateful-Memes jsonl -> Examples asking :data:`QUESTION` (answer yes/no; images absolute)."""
+    items = get_benchmark("hateful_memes").load(path)
+    if limit is not None and len(items) > limit:
+        items = random.Random(seed).sample(items, limit)
+    return [Example(id=it.id, image=str(Path(it.image).resolve()), question=QUESTION,
+                    answer=None if it.gold is None else ("yes" if it.gold == 1 else "no"),
+                    qtype="moderation", metadata={"split": split, "text": it.raw.get("text", "")})
+            for it in items]
+
+
+def write_mixture(examples: list[Example], rationales: dict[str, str], out: Path, *, with_rationales: bool,
+                  val_frac: float, seed: int) -> dict[str, int]:
+    """A mixture in the contract format: label tasks for every example, plus rationale tasks for
+    the examples with a verified rationale when ``with_rationales``. Returns counts."""
+    rng = random.Random(seed)
+    ids = [ex.id for ex in examples]
+    rng.shuffle(ids)
+    n_val = max(1, int(len(ids) * val_frac)) if len(ids) > 4 else 0
+    val_ids = set(ids[:n_val])
+    rows: dict[str, list[dict]] = {"train": [], "val": []}
+    for ex in examples:
+        part = "val" if ex.id in val_ids else "train"
+        rows[part].append({"id": f"{ex.id}-label", "image": ex.image,
+                           "prefix": f"{ex.question}\nAnswer with a single word or phrase.",
+                           "suffix": ex.answer, "task": "label", "source": "adapt", "weight": 1.0,
+                           "example_id": ex.id})
+        if with_rationales and ex.id in rationales:
+            rows[part].append({"id": f"{ex.id}-rationale", "image": ex.image,
+                               "prefix": f"{ex.question}\nExplain the rationale to answer the question.",
+                               "suffix": f"{rationales[ex.id]} So the answer is {ex.answer}.",
+                               "task": "rationale", "source": "adapt", "weight": 1.0, "example_id": ex.id})
+    out.mkdir(parents=True, exist_ok=True)
+    for part, lines in rows.items():
+        with (out / f"{part}.jsonl").open("w", encoding="utf-8") as fh:
+            for r in lines:
+                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    counts = {f"{part}_{task}": sum(1 for r in lines if r["task"] == task)
+              for part, lines in rows.items() for task in ("label", "rationale")}
+    (out / "manifest.json").write_text(json.dumps({"counts": counts, "sources": ["adapt"]}, indent=1))
+    return counts
+
+
+def read_rationales(run: Path) -> dict[str, str]:
+    """example id -> rationale text, for kept rationales of ``run/rationales.jsonl``."""
+    out: dict[str, str] = {}
+    path = run / "rationales.jsonl"
+    if not path.is_file():
+        return out
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if rec.get("kept", True) and rec.get("rationale"):
+            out[str(rec["example"]["id"])] = str(rec["rationale"])
+    return out
+
+
+def _vpd(args: list[str]) -> None:
+    proc = subprocess.run([sys.executable, "-c", "from vpd.cli import main; main()", *args],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        raise RuntimeError(f"`vpd {' '.join(args)}` failed (exit {proc.returncode}):\n{tail}")
+
+
+def train_student(mixture: Path, out: Path, *, preset: str, steps: int, seed: int) -> Path:
+    """Train a student on ``mixture`` with ``vpd train`` (a subprocess: memory is freed after)."""
+    _vpd(["train", "--data", str(mixture), "--out", str(out), "--preset", preset, "--steps", str(steps),
+          "--seed", str(seed)])
+    return out
+
+
+def _programs_answers(preds: dict[str, dict]) -> dict[str, dict]:
+    """Program majority answers with P(yes) = the share of 'yes' votes as the score."""
+    out = {}
+    for ex_id, rec in preds.items():
+        votes = rec.get("votes")
+        score = None
+        if isinstance(votes, dict) and votes:
+            total = sum(float(v) for v in votes.values())
+            yes = sum(float(v) for k, v in votes.items() if str(k).strip().lower() in ("yes", "true", "1"))
+            score = yes / total if total else None
+        out[ex_id] = {**rec, "score": score}
+    return out
+
+
+def run_adapt(cfg: AdaptConfig, *, console: Any = None, sampler: Any = None) -> dict[str, Any]:
+    """Run every stage (see the module docstring); returns the report (also written to the run)."""
+    from vpd.distill.rationalize import rationalize_run
+    from vpd.evaluation import EvalRecord, evaluate_predictions, write_predictions, write_results
+    from vpd.solvers import predict_with_model, predict_with_programs
+    from vpd.synth import SynthConfig, run_synth
+
+    say = console.print if console is not None else (lambda *a, **k: None)
+    out = Path(cfg.out)
+    data = Path(cfg.data)
+    out.mkdir(parents=True, exist_ok=True)
+    policy = Path(cfg.policy).read_text(encoding="utf-8")
+    (out / "policy.md").write_text(policy, encoding="utf-8")
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    if cfg.max_labels > 300:
+        say("[yellow]note:[/] more than 300 labels; VPD's setting uses a few hundred")
+
+    train = memes_to_examples(data / "train.jsonl", limit=cfg.max_labels, seed=cfg.seed, split="train")
+    test = memes_to_examples(data / "test.jsonl", limit=None, seed=cfg.seed, split="test")
+    write_examples(train, out / "data" / "train" / "examples.jsonl")
+    write_examples(test, out / "data" / "test" / "examples.jsonl")
+    test_file = data / "test.jsonl"
+    bench = get_benchmark("moderation")
+    bench_examples = {ex.id: ex for ex in bench.to_examples(bench.load(test_file), out / "unused")}
+    say(f"adapt: {len(train)} labelled training memes, {len(test)} test memes")
+
+    # 1. programs over moderation tools, verified against the labels
+    say("stage 1/5: synth (verify programs against the labels)")
+    synth = run_synth(SynthConfig(data=str(out / "data" / "train"), out=str(out / "synth"), llm=cfg.llm,
+                                  tools=cfg.tools, k=cfg.k, labels=True, checker="yesno", overwrite=True,
+                                  seed=cfg.seed, timeout_s=cfg.timeout_s), sampler=sampler)
+
+    # (a) programs alone on the test memes
+    say("stage 2/5: programs as the solver on the test memes")
+    answers = predict_with_programs(test, llm=cfg.llm, tools=cfg.tools, run_dir=out / "programs_test", k=cfg.k,
+                                    timeout_s=cfg.timeout_s, sampler=sampler)
+    rows = []
+
+    def score(name: str, system: str, ans: dict[str, dict], source: dict) -> EvalRecord:
+        exs = [bench_examples[i] for i in bench_examples]
+        preds = write_predictions(bench, exs, ans, out / f"eval_{name}" / "predictions.jsonl")
+        rec = evaluate_predictions(bench, test_file, preds, source=source)
+        write_results(rec, out / f"eval_{name}")
+        rows.append({"system": system, "auroc": rec.results.metrics["auroc"],
+                     "accuracy": rec.results.metrics["accuracy"], "results": str(out / f"eval_{name}")})
+        return rec
+
+    score("programs", "(a) programs alone", _programs_answers(answers),
+          {"kind": "programs", "llm": cfg.llm, "tools": cfg.tools, "k": cfg.k})
+
+    # rationales from the verified traces
+    say("stage 3/5: rationalize verified traces")
+    rationalize_run(out / "synth", show_progress=console is not None)
+    rationales = read_rationales(out / "synth")
+
+    say("stage 4/5: mixtures and students")
+    mix_counts = {
+        "label": write_mixture(train, rationales, out / "mix_label", with_rationales=False,
+                               val_frac=cfg.val_frac, seed=cfg.seed),
+        "rationale": write_mixture(train, rationales, out / "mix_rationale", with_rationales=True,
+                                   val_frac=cfg.val_frac, seed=cfg.seed),
+    }
+    for name, system in (("label", "(b) label-only student"), ("rationale", "(c) rationale student")):
+        ckpt = train_student(out / f"mix_{name}", out / f"student_{name}", preset=cfg.preset, steps=cfg.steps,
+                             seed=cfg.seed)
+        say(f"stage 5/5: evaluating {system}")
+        ans = predict_with_model(ckpt, test, work=out / f"eval_{name}")
+        score(name, system, ans, {"kind": "model", "model": str(ckpt), "mixture": str(out / f"mix_{name}")})
+
+    report = {"n_train_labels": len(train), "n_test": len(test), "rows": rows,
+              "synth": {k: synth.report.get(k) for k in ("counts", "verified", "pass_rate") if k in synth.report},
+              "rationales": len(rationales), "mixtures": mix_counts, "config": asdict(cfg)}
+    (out / "adapt_report.json").write_text(json.dumps(report, indent=1, default=str))
+    md = ["# vpd adapt", "", f"train labels: {len(train)} · test memes: {len(test)} · verified rationales: {len(rationales)}",
+          "", "| system | AUROC | accuracy |", "|---|---|---|"]
+    md += [f"| {r['system']} | {_num(r['auroc'])} | {_num(r['accuracy'])} |" for r in rows]
+    (out / "adapt_report.md").write_text("\n".join(md) + "\n")
+    return report
+
+
+def _num(v: float | None) -> str:
+    return "–" if v is None else f"{v:.3f}"

@@ -1,0 +1,84 @@
+"""Solvers for ``vpd eval``: get raw answers for a list of questions from a model or from programs.
+
+Both return ``{example_id: {"prediction": str, "score"?: float, ...}}`` and go through the stages'
+public contracts (docs/contracts.md), so they work with whatever implementation is installed:
+
+* :func:`predict_with_model` — ``vpd predict --model CKPT --data D --out F`` (the student);
+* :func:`predict_with_programs` — :func:`vpd.synth.run_synth` with ``labels=False``: programs are
+  sampled per question, run in the sandbox, and the majority answer is the prediction.
+
+The questions are written as a dataset folder (``examples.jsonl``, absolute image paths) first.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from vpd.datasets import write_examples
+from vpd.types import Example, JSON
+
+
+class SolverError(RuntimeError):
+    """A solver could not run (missing stage, failed subprocess); the message says what to do."""
+
+
+def write_questions(examples: list[Example], folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    write_examples(examples, folder / "examples.jsonl")
+    return folder
+
+
+def read_answers(path: Path) -> dict[str, dict[str, JSON]]:
+    out: dict[str, dict[str, JSON]] = {}
+    if not path.is_file():
+        return out
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            out[str(rec["id"])] = rec
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue  # a broken line: that question stays unanswered (scored as missing)
+    return out
+
+
+def predict_with_model(model: str | Path, examples: list[Example], *, work: Path, batch_size: int = 8,
+                       max_new_tokens: int = 16) -> dict[str, dict[str, JSON]]:
+    """Answers of a student checkpoint, via ``vpd predict`` (runs in a subprocess, memory freed after)."""
+    data = write_questions(examples, work / "questions")
+    out = work / "model_predictions.jsonl"
+    cmd = [sys.executable, "-c", "from vpd.cli import main; main()", "predict", "--model", str(model),
+           "--data", str(data), "--out", str(out), "--batch-size", str(batch_size),
+           "--max-new-tokens", str(max_new_tokens)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]
+        raise SolverError("`vpd predict` failed (exit %d):\n%s" % (proc.returncode, "\n".join(tail)))
+    return read_answers(out)
+
+
+def predict_with_programs(examples: list[Example], *, llm: str, tools: str, run_dir: Path, k: int = 1,
+                          timeout_s: float = 5.0, workers: int = 2, sampler: object = None,
+                          progress: bool = True) -> dict[str, dict[str, JSON]]:
+    """Programs as the solver: ``run_synth(labels=False)``; the majority answer per question."""
+    from vpd.synth import SynthConfig, run_synth
+
+    data = write_questions(examples, run_dir.parent / f"{run_dir.name}-questions")
+    cfg = SynthConfig(data=str(data), out=str(run_dir), llm=llm, tools=tools, k=k, labels=False,
+                      overwrite=True, timeout_s=timeout_s, workers=workers, temperature=0.7 if k > 1 else 0.0,
+                      progress=progress)
+    run_synth(cfg, sampler=sampler)
+    answers = read_answers(run_dir / "predictions.jsonl")
+    for ans in answers.values():
+        ans["prediction"] = _as_text(ans.get("prediction"))
+    return answers
+
+
+def _as_text(value: JSON) -> str:
+    from vpd.checkers import answer_text
+
+    return answer_text(value)
