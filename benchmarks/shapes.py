@@ -295,3 +295,12 @@ def make_dataset(out: str | Path, n: int, seed: int = 0, *, per_image: int = 2, 
 
 #: Bumped whenever rendering or question generation changes (written into dataset.json).
 GENERATOR_VERSION = "1"
+
+
+def __getattr__(name: str):
+    """Lazy re-exports: ``TEMPLATES`` and ``TEMPLATE_QTYPE`` live in :mod:`vpd.benchmarks.shapes_questions`."""
+    if name in ("TEMPLATES", "TEMPLATE_QTYPE"):
+        from vpd.benchmarks import shapes_questions
+
+        return getattr(shapes_questions, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

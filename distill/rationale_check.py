@@ -21,7 +21,7 @@ from vpd.distill.answer_text import answer_text
 from vpd.distill.rationale import stated_answer
 from vpd.types import Example, Trace
 
-_BOX_RE = re.compile(r"(?<![\d.\-])(-?\d+)\s+(-?\d+)\s+(-?\d+)\s+(-?\d+)(?![\d.])")
+_BOX_RE = re.compile(r"(?<![\d.\-])(-?\d+)\s+(-?\d+)\s+(-?\d+)\s+(-?\d+)(?!\.?\d)")
 _NUM_RE = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?![\w])")
 
 

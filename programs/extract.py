@@ -41,6 +41,12 @@ def extract_program(text: str, *, prefix: str = "") -> Extraction:
     """
     text = (text or "").replace("\r\n", "\n").replace("\t", "    ")
     blocks = [m.group(2) for m in _FENCE_RE.finditer(text)]
+    continuation: Extraction | None = None
+    if prefix and _DEF_RE.search(prefix) and _has_body(text):  # the completion continues the prompt
+        start = _DEF_RE.search(prefix).start()  # type: ignore[union-attr]
+        continuation = _from_definition(prefix[start:] + text, 0)
+        if continuation.status == "ok":
+            return continuation
     sources = [b for b in blocks if _DEF_RE.search(b)] or ([text] if _DEF_RE.search(text) else [])
     last_error = ""
     for src in sources:  # fenced blocks with the function first, else the whole text
@@ -49,6 +55,8 @@ def extract_program(text: str, *, prefix: str = "") -> Extraction:
             if result.status == "ok":
                 return result
             last_error = result.detail
+    if continuation is not None:
+        return continuation
     if sources:
         return Extraction(program=None, status="syntax", detail=last_error or "execute_command does not parse")
     if prefix and _DEF_RE.search(prefix):
@@ -141,8 +149,7 @@ def _parse_prefix_named(fn: list[str], name: str) -> tuple[str | None, bool]:
     try:
         ast.parse("\n".join(fn))
     except SyntaxError as exc:  # only an error at the very end looks like truncated output
-        near_end = (exc.lineno or 0) >= len(fn) - 1
-        if not (near_end or "never closed" in str(exc.msg) or "EOF" in str(exc.msg)):
+        if (exc.lineno or 0) < len(fn) - 2:
             return None, False
     for end in range(len(fn), 1, -1):
         code = "\n".join(fn[:end]).rstrip() + "\n"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import importlib
 import importlib.util
 import os
 import sys
@@ -147,6 +148,8 @@ class Worker:
             status, error = "error", f"SyntaxError: {exc.msg} (line {exc.lineno})"[:_MAX_ERROR_CHARS]
         except (RecursionError, MemoryError) as exc:
             status, error, recycle = "error", f"{type(exc).__name__} while compiling", True
+        except Exception as exc:  # noqa: BLE001 - e.g. a lazy import the unprivileged worker cannot do
+            status, error, recycle = "error", f"{type(exc).__name__} while compiling: {exc}"[:_MAX_ERROR_CHARS], True
         timings["compile_ms"] = (time.perf_counter() - t0) * 1000.0
         if status == "ok":
             t1 = time.perf_counter()
@@ -198,11 +201,23 @@ class Worker:
                            "stdout": "", "timings": result["timings"], "recycle": True})
 
 
+#: Imported before privileges drop: after it, the interpreter's own files may be unreadable.
+_PRELOAD = ("unicodedata", "encodings.utf_16", "encodings.utf_32", "encodings.latin_1",
+            "encodings.ascii", "encodings.raw_unicode_escape", "encodings.unicode_escape")
+
+
 def _warm_up(worker: Worker) -> None:
-    """Compile and run one program so lazy imports and caches fill before privileges drop."""
+    """Import lazily loaded modules and compile/run one program (non-ASCII identifiers, f-strings,
+    str.format) so every lazy import happens while the worker can still read the interpreter."""
+    for name in _PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # pragma: no cover - minimal Python builds
+            pass
     sink = guards.BoundedText(100)
-    code = worker.compile('def execute_command(image):\n    x = [i for i in range(3)]\n'
-                          '    print(f"{x}", "{}".format(1))\n    return {"a": x}\n')
+    code = worker.compile('def execute_command(image):\n    x = [i for i in range(3)]\n    ｙ = 2\n'
+                          '    print(f"{x!r:>5}", "{}".format(1), "é".encode("utf-16"))\n'
+                          '    return {"a": x, "b": coerce_to_numeric("3 cm")}\n')
     worker._execute(code, None, sink)
     worker.code_cache.clear()
 

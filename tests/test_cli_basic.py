@@ -56,3 +56,12 @@ def test_data_shapes_bad_options(tmp_path):
     assert res.exit_code != 0 and "expected three" in res.output
     res = runner.invoke(app, ["data", "shapes", "--n", "-1", "--out", str(tmp_path)])
     assert res.exit_code != 0
+
+
+def test_data_shapes_preview_draws_a_contact_sheet(tmp_path):
+    from PIL import Image
+
+    res = runner.invoke(app, ["data", "shapes", "--n", "5", "--seed", "2", "--preview", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    sheet = Image.open(tmp_path / "preview.png")
+    assert sheet.size == (320 * 4, (240 + 28) * 2)  # 5 tiles in rows of 4

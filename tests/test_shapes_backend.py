@@ -197,3 +197,21 @@ def test_never_reads_ground_truth():
 
     for mod in (b, d, q):
         assert "benchmarks" not in inspect.getsource(mod)
+
+
+def test_robust_to_jpeg_recompression(tb):
+    """Detection is not tied to the exact rendering: JPEG (quality 60) re-encoding keeps it >= 97%."""
+    import io
+
+    hits = total = found = 0
+    for i in range(30):
+        scene = generate_scene(21, i)
+        buf = io.BytesIO()
+        render_scene(scene).save(buf, "JPEG", quality=60)
+        dets = tb.detect(buf.getvalue(), "object")
+        found += len(dets)
+        for o in scene.objects:
+            total += 1
+            t = Box(x0=o.bbox[0], y0=o.bbox[1], x1=o.bbox[2], y1=o.bbox[3])
+            hits += any(d.label.endswith(f"{o.color} {o.shape}") and t.iou(d) >= 0.5 for d in dets)
+    assert hits / total >= 0.97 and hits / found >= 0.97

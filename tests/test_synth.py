@@ -197,3 +197,162 @@ def test_resume_skips_done_examples(tmp_path):
     assert executor.jobs == [] and sampler.stats["requests"] == 0
     assert (tmp_path / "run" / "candidates-00000.jsonl").read_bytes() == first
     assert result.report["sessions"] == 2
+
+
+# --------------------------------------------------------------------------------------------
+# With the real sandbox and the shapes backend
+# --------------------------------------------------------------------------------------------
+
+GENERIC = [
+    # a real program: counts the objects named after "many"
+    "    words = '{q}'.lower().rstrip('?').split()\n    name = words[2] if len(words) > 2 else 'object'\n"
+    "    return str(len(image_patch.find(name)))\n",
+    "    return bool_to_yesno(image_patch.exists('object'))\n",
+    "Sure! Here is how I would do it: look at the image and count.",                  # prose, no code
+    "    x = = 1\n    y = 2\n    z = 3\n    return 'A'\n",                               # syntax error
+    "    while True:\n        pass\n",                                                   # infinite loop
+    "    return helper(image_patch)\n\ndef helper(p):\n    return 'A'\n\ndef unused():\n    return 1\n",  # several functions
+]
+
+
+def write_replay(data: Path, out: Path, completions=GENERIC) -> Path:
+    from vpd.datasets import read_examples
+
+    examples, _ = read_examples(data)
+    seen = {}
+    for ex in examples:
+        seen.setdefault((ex.question, ex.choices), [c.replace("{q}", ex.question.replace("'", "")) for c in completions])
+    with out.open("w") as fh:
+        for (q, ch), comps in seen.items():
+            fh.write(json.dumps({"question": q, "choices": ch, "completions": comps}) + "\n")
+    return out
+
+
+def test_bad_completions_through_the_real_sandbox(shapes_dir, tmp_path):
+    from vpd.programs.sampler_base import load_sampler
+    import vpd.programs.sampler_replay  # noqa: F401
+
+    rec = write_replay(shapes_dir, tmp_path / "rec.jsonl")
+    cfg = SynthConfig(data=str(shapes_dir), out=str(tmp_path / "run"), llm=f"replay:{rec}", k=6, limit=6,
+                      fewshot="fixed", cache="memory", timeout_s=1.0, progress=False)
+    rep = run_synth(cfg).report
+    by = {}
+    for ex, c, line in read_candidates(tmp_path / "run"):
+        by.setdefault(c.index, set()).add(c.verdict.category)
+    assert by[2] == {"no_code"} and by[3] == {"syntax"} and by[4] == {"timeout"}
+    # several functions: the prompt's stop strings end the completion at "\ndef ", so the helper
+    # never arrives; the call fails at run time and is recorded as such
+    assert by[5] == {"runtime_error"}
+    assert by[0] <= {"none", "wrong_answer"} and by[1] <= {"none", "wrong_answer"}
+    assert rep["examples"] == 6 and rep["failure_categories"]["timeout"] == 6
+    assert rep["tools"]["calls"] > 0
+    errs = [c.error for _, c, _ in read_candidates(tmp_path / "run") if c.index == 5]
+    assert all("helper" in e for e in errs)
+
+
+class _Handler:
+    """A tiny HTTP server answering every request with one status (429 / 503) or a slow reply."""
+
+
+def _serve(mode):
+    import http.server
+    import threading
+    import time
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if mode == "slow":
+                time.sleep(3)
+            self.send_response(429 if mode == "429" else 200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Retry-After", "0")
+            self.end_headers()
+            self.wfile.write(b'{"error": {"message": "rate limited"}}')
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+@pytest.mark.parametrize("mode", ["429", "slow", "refused"])
+def test_llm_server_failures_are_recorded_and_the_run_goes_on(tmp_path, mode):
+    from vpd.programs.sampler_openai import OpenAISampler
+
+    srv = None
+    if mode == "refused":
+        import socket
+
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()  # nothing listens there now
+    else:
+        srv = _serve(mode)
+        port = srv.server_address[1]
+    sampler = OpenAISampler("m", f"http://127.0.0.1:{port}/v1", max_retries=1, backoff_s=0.01,
+                            backoff_max_s=0.02, timeout_s=0.5)
+    data = make_data(tmp_path / "data", ROWS[:2])
+    cfg = SynthConfig(data=str(data), out=str(tmp_path / "run"), llm="openai", k=2, progress=False, cache="off")
+    try:
+        rep = run_synth(cfg, sampler=sampler, executor=FakeExecutor()).report
+    finally:
+        if srv is not None:
+            srv.shutdown()
+    cands = [c for _, c, _ in read_candidates(tmp_path / "run")]
+    assert len(cands) == 4 and all(c.verdict.category == "llm_error" and c.error for c in cands)
+    assert rep["examples"] == 2 and rep["llm"]["llm_errors"] == 4
+    assert sampler.stats["retries"] >= 1
+
+
+def _verdicts(run: Path):
+    out = {}
+    for ex, c, _ in read_candidates(run):
+        key = (ex.id, c.index)
+        assert key not in out, f"duplicate candidate {key}"
+        out[key] = (c.status, c.answer, c.verdict.strict, c.verdict.lenient, c.verdict.category)
+    return out
+
+
+def test_sigkill_mid_run_then_resume_matches_uninterrupted(shapes_dir, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    rec = write_replay(shapes_dir, tmp_path / "rec.jsonl")
+    base = [sys.executable, "-m", "vpd.cli.synth_main", "--data", str(shapes_dir), "--llm", f"replay:{rec}",
+            "--k", "6", "--fewshot", "fixed", "--cache", "off", "--timeout", "0.5", "--quiet", "--seed", "3"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    full = subprocess.run(base + ["--out", str(tmp_path / "A")], env=env, capture_output=True, text=True, timeout=300)
+    assert full.returncode == 0, full.stderr[-2000:]
+
+    proc = subprocess.Popen(base + ["--out", str(tmp_path / "B")], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    shard = tmp_path / "B" / "candidates-00000.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if shard.exists() and shard.stat().st_size > 0 and shard.read_bytes().count(b"\n") >= 6 * 8:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its sandbox workers, no cleanup
+    proc.wait(30)
+    partial = _verdicts(tmp_path / "B")
+    assert 0 < len({e for e, _ in partial}) < 40
+
+    resumed = subprocess.run(base + ["--out", str(tmp_path / "B"), "--resume"], env=env, capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a, b = _verdicts(tmp_path / "A"), _verdicts(tmp_path / "B")
+    assert set(a) == set(b) and len({e for e, _ in a}) == 40
+    assert a == b
+    va = sorted(e.id for e, _ in read_verified(tmp_path / "A"))
+    vb = sorted(e.id for e, _ in read_verified(tmp_path / "B"))
+    assert va == vb and len(vb) == len(set(vb))
+    report = json.loads((tmp_path / "B" / "report.json").read_text())
+    assert report["examples"] == 40 and report["sessions"] == 2

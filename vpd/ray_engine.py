@@ -262,4 +262,3 @@ def run_synth_ray(cfg: SynthConfig, *, address: str | None = None, shards: int |
 
 
 __all__ = ["run_synth_ray", "synth_shard", "partition", "ToolActorImpl", "ActorBackend", "commit_file"]
-]

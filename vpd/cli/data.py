@@ -33,6 +33,7 @@ def shapes(
     fractions: str = typer.Option("0.8,0.1,0.1", "--fractions", help="train,val,test fractions of scenes."),
     no_overlap: bool = typer.Option(False, "--no-overlap", help="Never let objects overlap."),
     no_noise: bool = typer.Option(False, "--no-noise", help="Plain background, no pixel noise or speckles."),
+    preview: bool = typer.Option(False, "--preview", help="Also draw DIR/preview.png: 12 scenes with their boxes."),
 ) -> None:
     """Generate the synthetic `shapes` world: DIR/images/*.png and DIR/examples.jsonl.
 
@@ -54,4 +55,8 @@ def shapes(
                                overlap=not no_overlap, noise=not no_noise,
                                progress=lambda i: progress.update(task, completed=i + 1))
     console.print(f"wrote {summary.examples} examples from {summary.scenes} scenes to {out}/examples.jsonl")
+    if preview and summary.examples:
+        from vpd.benchmarks.shapes_preview import contact_sheet
+
+        console.print(f"preview: {contact_sheet(out, out / 'preview.png')}")
     typer.echo(json.dumps(summary.to_dict()))

@@ -1,0 +1,80 @@
+"""Our own distilled student (the Flax PaliGemma-style VLM from ``vpd train``) as a tool.
+
+``model_path``: a student checkpoint folder (``config.json``, ``tokenizer.json``, orbax ``state/``).
+``vqa`` prompts with the training mixture's label prefix (``"{question}\\nAnswer with a single word
+or phrase."``); with option ``mode: rationale`` it prompts for a rationale and returns the text after
+the last "So the answer is" (the whole output if absent). ``caption`` prompts ``caption_prompt``
+(default ``"Describe the image in one sentence."``). Greedy decoding, ``max_new_tokens`` (default
+32; 128 in rationale mode). Batched decoding left-pads prompts, so batched answers equal
+one-by-one answers. JAX picks its own device (GPU/TPU when jax sees one).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from PIL import Image
+
+from vpd.tools.backend import register_backend
+from vpd.tools.backends._hf import chunked
+from vpd.tools.backends.blip import _Generative
+
+_ANSWER_RE = re.compile(r"so the answer is\s*(.+?)\s*\.?\s*$", re.IGNORECASE | re.DOTALL)
+
+
+def answer_from_rationale(text: str) -> str:
+    """The answer after the last "So the answer is" (trailing period dropped); else the text."""
+    idx = text.lower().rfind("so the answer is")
+    if idx < 0:
+        return text.strip()
+    m = _ANSWER_RE.match(text[idx:])
+    return m.group(1).strip() if m else text.strip()
+
+
+@register_backend("vpd_vlm")
+class VpdVlmBackend(_Generative):
+    """The distilled student (vpd.distill.vlm_*)."""
+
+    weight_keys = {"model_path": "runs/student"}
+    memory_class = "gpu-small"
+    max_batch = 16
+    needs = "jax, flax, orbax; a student checkpoint folder from `vpd train`"
+
+    def __init__(self, **options: Any) -> None:
+        options.setdefault("half", False)  # JAX manages its own precision
+        super().__init__(**options)
+
+    def _load(self) -> None:
+        from vpd.distill.vlm_checkpoint import load_student
+
+        self.model, self.tokenizer, self.meta = load_student(self.paths["model_path"])
+        self.image_size = int(self.model.config.vision.image_size)
+        self.max_prefix = int(self.meta.get("max_prefix", 64))
+        self.rationale = str(self.options.get("mode", "label")) == "rationale"
+        self.max_new_tokens = int(self.options.get("max_new_tokens", 128 if self.rationale else 32))
+        self.caption_prompt = str(self.options.get("caption_prompt", "Describe the image in one sentence."))
+
+    def _decode(self, images: list[Image.Image], prefixes: list[str]) -> list[str]:
+        import numpy as np
+
+        from vpd.distill.vlm_decode import SamplingConfig, generate
+        from vpd.distill.vlm_preprocess import encode_prompts, preprocess_image
+
+        pixels = np.stack([preprocess_image(im, self.image_size) for im in images])
+        tokens, valid = encode_prompts(self.tokenizer, prefixes, self.max_prefix)
+        ids = generate(self.model, pixels, tokens, valid, SamplingConfig(max_new_tokens=self.max_new_tokens))
+        return [self.tokenizer.decode(row).strip() for row in ids]
+
+    def _vqa(self, images: list[Image.Image], questions: list[str]) -> list[str]:
+        from vpd.distill.vlm_preprocess import label_prompt, rationale_prompt
+
+        if self.rationale:
+            return [answer_from_rationale(t) for t in self._decode(images, [rationale_prompt(q) for q in questions])]
+        return self._decode(images, [label_prompt(q) for q in questions])
+
+    def _caption(self, images: list[Image.Image]) -> list[str]:
+        return self._decode(images, [self.caption_prompt] * len(images))
+
+    def vqa_batch(self, images: list[Image.Image], args: list[dict[str, Any]]) -> list[Any]:
+        return chunked(lambda i, a: self._vqa(i, [str(x["question"]) for x in a]), images, args, self.max_batch)

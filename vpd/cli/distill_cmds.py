@@ -1,0 +1,179 @@
+"""`vpd rationalize`, `vpd lskd` (+ `run`, `train-critic`), `vpd mix`, `vpd export`: distillation data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vpd.cli import app
+
+console = Console()
+
+
+@app.command("rationalize")
+def rationalize_cmd(
+    run: Path = typer.Argument(..., help="A synth run folder (reads verified.jsonl)."),
+    rewriter: str = typer.Option("template", "--rewriter", help="template | llm"),
+    llm: Optional[str] = typer.Option(None, "--llm", help="Sampler spec for --rewriter llm (default: gemma)."),
+) -> None:
+    """Rewrite every verified trace into a rationale, check it, fall back to the template; writes RUN/rationales.jsonl."""
+    from vpd.distill.rationalize import rationalize_run
+
+    rep = rationalize_run(run, rewriter=rewriter, llm=llm)
+    console.print(f"[bold]rationalize[/] {run}: {rep.verified} verified -> {rep.kept} kept rationales "
+                  f"({rep.rewriter} ok {rep.rewriter_ok}, fallbacks {rep.fallbacks}, dropped {rep.dropped}, "
+                  f"bad lines {rep.bad_lines}) in {rep.seconds:.1f}s")
+    if rep.fallback_reasons:
+        console.print("fallback reasons: " + ", ".join(f"{k} {v}" for k, v in sorted(rep.fallback_reasons.items())))
+    console.print(f"wrote {Path(run) / 'rationales.jsonl'}")
+
+
+lskd_app = typer.Typer(help="LSKD region-grounded triples: `vpd lskd --data D --out RUN` generates; "
+                            "`vpd lskd train-critic RUN` trains the critic.",
+                       invoke_without_command=True, no_args_is_help=False)
+app.add_typer(lskd_app, name="lskd")
+
+
+def _print_metrics(section: dict) -> None:
+    held = section.get("heldout")
+    if not held:
+        return
+    t = Table(title="critic on held-out labelled triples")
+    for col in ("threshold", "n", "precision", "recall", "f1", "auc", "accuracy of kept", "accuracy of all", "kept"):
+        t.add_column(col)
+    auc = held.get("auc")
+    t.add_row(f"{held['threshold']:g}", str(held["n"]), f"{held['precision']:.3f}", f"{held['recall']:.3f}",
+              f"{held['f1']:.3f}", "-" if auc is None else f"{auc:.3f}", f"{held['kept_accuracy']:.3f}",
+              f"{held['all_accuracy']:.3f}", str(held["kept"]))
+    console.print(t)
+
+
+def _run_lskd(data: Path, out: Path, llm: str, tools: str, critic: Optional[Path], threshold: float,
+              max_images: Optional[int], per_image: int, samples: int) -> None:
+    from vpd.distill.lskd_run import LskdConfig, run_lskd
+
+    cfg = LskdConfig(data=str(data), out=str(out), llm=None if llm == "none" else llm, tools=tools,
+                     critic=str(critic) if critic else None, threshold=threshold, max_images=max_images,
+                     per_image=per_image, llm_samples=samples)
+    rep = run_lskd(cfg, log=console.print)
+    console.print(f"[bold]lskd[/] {rep.verbalised}/{rep.images} images verbalised; triples "
+                  + ", ".join(f"{k} {v}" for k, v in sorted(rep.triples.items()))
+                  + f"; rejected " + (", ".join(f"{k} {v}" for k, v in sorted(rep.rejected.items())) or "0")
+                  + f"; kept {rep.kept} (" + ", ".join(f"{k} {v}" for k, v in sorted(rep.kept_by_source.items())) + ")")
+    _print_metrics(rep.critic)
+    real = rep.critic.get("heldout_output_sources")
+    if real:
+        console.print(f"generated triples only (llm + verbaliser): accuracy of kept {real['kept_accuracy']:.3f} "
+                      f"vs all {real['all_accuracy']:.3f} (n={real['n']})")
+    if "error" in rep.critic:
+        console.print(f"[yellow]critic: {rep.critic['error']}[/]")
+    console.print(f"wrote {out / 'lskd.jsonl'} and {out / 'report.json'}")
+
+
+@lskd_app.callback()
+def lskd_main(
+    ctx: typer.Context,
+    data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder (examples.jsonl + images)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output run folder."),
+    llm: str = typer.Option("gemma", "--llm", help="Sampler spec for the triple writer, or 'none'."),
+    tools: str = typer.Option("shapes", "--tools", help="Tools spec for verbalisation."),
+    critic: Optional[Path] = typer.Option(None, "--critic", help="A trained critic folder (else one is trained on scene labels)."),
+    threshold: float = typer.Option(0.8, "--threshold", help="Keep triples with critic score >= this."),
+    max_images: Optional[int] = typer.Option(None, "--max-images", help="Use at most this many images."),
+    per_image: int = typer.Option(6, "--per-image", help="Verbaliser triples per image."),
+    samples: int = typer.Option(1, "--samples", help="LLM completions per image."),
+) -> None:
+    """Generate LSKD triples (when no sub-command is given)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if data is None or out is None:
+        console.print(ctx.get_help())
+        raise typer.Exit(2)
+    _run_lskd(data, out, llm, tools, critic, threshold, max_images, per_image, samples)
+
+
+@lskd_app.command("run")
+def lskd_run_cmd(
+    data: Path = typer.Option(..., "--data", help="Dataset folder (examples.jsonl + images)."),
+    out: Path = typer.Option(..., "--out", help="Output run folder."),
+    llm: str = typer.Option("gemma", "--llm", help="Sampler spec for the triple writer, or 'none'."),
+    tools: str = typer.Option("shapes", "--tools", help="Tools spec for verbalisation."),
+    critic: Optional[Path] = typer.Option(None, "--critic", help="A trained critic folder."),
+    threshold: float = typer.Option(0.8, "--threshold", help="Keep triples with critic score >= this."),
+    max_images: Optional[int] = typer.Option(None, "--max-images", help="Use at most this many images."),
+    per_image: int = typer.Option(6, "--per-image", help="Verbaliser triples per image."),
+    samples: int = typer.Option(1, "--samples", help="LLM completions per image."),
+) -> None:
+    """Generate LSKD triples (same as `vpd lskd --data D --out RUN`)."""
+    _run_lskd(data, out, llm, tools, critic, threshold, max_images, per_image, samples)
+
+
+@lskd_app.command("train-critic")
+def train_critic_cmd(
+    run: Path = typer.Argument(..., help="An LSKD run folder (verbalisations.jsonl, lskd_all.jsonl)."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Human-labelled JSONL (LSKD records with label accept/reject)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Critic folder (default RUN/critic)."),
+    threshold: float = typer.Option(0.8, "--threshold"),
+    test_frac: float = typer.Option(0.3, "--test-frac", help="Held-out fraction (split by image)."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Train the critic on labelled triples; prints and saves held-out precision/recall/F1."""
+    from vpd.distill.lskd_run import train_critic_on_run
+
+    metrics, section = train_critic_on_run(run, labels=labels, out=out, threshold=threshold, test_frac=test_frac, seed=seed)
+    _print_metrics(section)
+    console.print(metrics.line())
+    console.print(f"saved critic to {section['path']}; metrics in {run / 'report.json'}")
+
+
+@app.command("mix")
+def mix_cmd(
+    runs: List[Path] = typer.Argument(..., help="Run folders (synth runs with rationales, LSKD runs)."),
+    out: Path = typer.Option(..., "--out", help="Mixture folder (train.jsonl, val.jsonl, manifest.json)."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="e.g. 'label=1,rationale=1,lskd=0.5,RUNNAME=2'."),
+    val_frac: float = typer.Option(0.1, "--val-frac", help="Fraction of images in val."),
+    seed: int = typer.Option(0, "--seed"),
+    shuffle_regions: bool = typer.Option(False, "--shuffle-regions", help="Renumber LSKD regions randomly."),
+    export: Optional[str] = typer.Option(None, "--export", help="Also export: comma list of hf,parquet,llava (into OUT/export-FMT)."),
+) -> None:
+    """Build a VPD multitask mixture (label + rationale + LSKD), deduped, split by image."""
+    from vpd.distill.exports import export as do_export
+    from vpd.distill.mixture import build_mixture
+
+    rep = build_mixture(runs, out, weights=weights, val_frac=val_frac, seed=seed, shuffle_regions=shuffle_regions)
+    t = Table(title=f"mixture {out}")
+    t.add_column("split")
+    for task in ("label", "rationale", "lskd"):
+        t.add_column(task)
+    t.add_column("images")
+    for s in ("train", "val"):
+        c = rep.counts.get(s, {})
+        t.add_row(s, *(str(c.get(k, 0)) for k in ("label", "rationale", "lskd")), str(rep.images.get(s, 0)))
+    console.print(t)
+    console.print(f"duplicates dropped {rep.duplicates}, bad lines {rep.bad_lines}")
+    for note in rep.notes:
+        console.print(f"[yellow]{note}[/]")
+    for fmt in [f.strip() for f in (export or "").split(",") if f.strip()]:
+        dest = out / f"export-{fmt}"
+        do_export(out, fmt, dest)
+        console.print(f"exported {fmt} -> {dest}")
+
+
+@app.command("export")
+def export_cmd(
+    ds: Path = typer.Argument(..., help="A mixture folder from `vpd mix`."),
+    to: str = typer.Option(..., "--to", help="hf | parquet | llava | jsonl"),
+    out: Path = typer.Option(..., "--out", help="Destination folder."),
+    image_folder: Optional[Path] = typer.Option(None, "--image-folder", help="llava: write image paths relative to this."),
+) -> None:
+    """Export a mixture for other trainers (HF datasets / Parquet / LLaVA JSON)."""
+    from vpd.distill.exports import export as do_export
+
+    opts = {"image_folder": image_folder} if (to == "llava" and image_folder) else {}
+    result = do_export(ds, to, out, **opts)
+    console.print(f"exported {to} -> {out}: {json.dumps([str(p) for p in result] if isinstance(result, list) else str(result))}")
