@@ -259,8 +259,10 @@ def train_critic(triples: Sequence[Triple], verbs: Mapping[str, Verbalisation], 
     labelled = [t for t in triples if t.label is not None]
     if len(labelled) < 10:
         raise ValueError(f"need at least 10 labelled triples to train a critic, got {len(labelled)}")
-    x = features if features is not None else critic_features(labelled, verbs, embedder)
     y = np.asarray([bool(t.label) for t in labelled])
+    if len(set(y.tolist())) < 2:
+        raise ValueError("the labels hold only one class; the critic needs accepted and rejected triples")
+    x = features if features is not None else critic_features(labelled, verbs, embedder)
     tr, te = split_by_image(labelled, test_frac, seed)
     if not te or len(set(y[te])) < 2:  # too few images for an image split: fall back to a seeded split by triple
         rng = np.random.default_rng(seed)

@@ -92,17 +92,20 @@ def tree_shardings(mesh: Mesh, tree):
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
-    return NamedSharding(mesh, P(("data", "fsdp")))
+    """Batches shaped ``[accum, rows, …]``: rows split over both mesh axes."""
+    return NamedSharding(mesh, P(None, ("data", "fsdp")))
 
 
 def global_batch(mesh: Mesh, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
-    """Place a host batch (the full global batch, identical on every process) on the mesh."""
+    """Place a host batch ``[accum, rows, …]`` (the full global batch, identical on every process)
+    on the mesh; each process contributes its own block of rows."""
     sharding = batch_sharding(mesh)
-    n = jax.process_count()
-    pid = jax.process_index()
+    n, pid = jax.process_count(), jax.process_index()
+    if n == 1:
+        return jax.device_put(batch, sharding)
 
     def put(x: np.ndarray) -> jax.Array:
-        rows = x.shape[0] // n
-        return jax.make_array_from_process_local_data(sharding, x[pid * rows:(pid + 1) * rows], x.shape)
+        rows = x.shape[1] // n
+        return jax.make_array_from_process_local_data(sharding, x[:, pid * rows:(pid + 1) * rows], x.shape)
 
     return {k: put(v) for k, v in batch.items()}

@@ -21,6 +21,7 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,7 +37,7 @@ from vpd.distill.vlm_config import preset as get_preset, PRESETS
 from vpd.distill.vlm_lora import apply_lora, trainable_filter
 from vpd.distill.vlm_model import PaliGemma, count_params
 from vpd.distill.vlm_preprocess import encode_example, normalize, resize_uint8
-from vpd.distill.vlm_sharding import MeshSpec, make_mesh, tree_shardings
+from vpd.distill.vlm_sharding import MeshSpec, global_batch, make_mesh, tree_shardings
 from vpd.distill.vlm_tokenizer import VLMTokenizer, train_bpe
 from vpd.registry import Registry
 
@@ -208,6 +209,41 @@ def _cast(tree, dtype):
     return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
 
 
+@partial(jax.jit, static_argnames=("graphdef", "cfg", "mesh"), donate_argnums=(0, 2))
+def _update(trainable, frozen, opt_state, batch, *, graphdef, cfg: TrainConfig, mesh):
+    """One optimizer update over ``batch`` shaped ``[accum, rows, …]``; module-level so that
+    trainers with the same (graphdef, config, mesh) share one compiled program."""
+    tx, _ = make_optimizer(cfg)
+
+    def micro_loss(tr, mb):
+        t, f = (_cast(tr, jnp.bfloat16), _cast(frozen, jnp.bfloat16)) if cfg.bf16 else (tr, frozen)
+        if cfg.bf16:
+            mb = dict(mb, pixels=mb["pixels"].astype(jnp.bfloat16))
+        return suffix_loss(nnx.merge(graphdef, t, f), mb)
+
+    grad_fn = jax.value_and_grad(micro_loss, has_aux=True)
+
+    def accumulate(carry, mb):
+        grads, num, den = carry
+        (n, d), g = grad_fn(trainable, mb)
+        return (jax.tree.map(jnp.add, grads, g), num + n, den + d), None
+
+    zeros = jax.tree.map(jnp.zeros_like, trainable)
+    (grads, num, den), _ = jax.lax.scan(accumulate, (zeros, 0.0, 0.0), batch)
+    den = jnp.maximum(den, 1e-9)
+    grads = jax.tree.map(lambda g: g / den, grads)
+    updates, opt_state = tx.update(grads, opt_state, trainable)
+    trainable = optax.apply_updates(trainable, updates)
+    trainable = jax.lax.with_sharding_constraint(trainable, tree_shardings(mesh, trainable))
+    opt_state = jax.lax.with_sharding_constraint(opt_state, tree_shardings(mesh, opt_state))
+    return trainable, opt_state, {"loss": num / den, "grad_norm": optax.global_norm(grads)}
+
+
+@partial(jax.jit, static_argnames=("cfg",))
+def _init_opt(trainable, *, cfg: TrainConfig):
+    return make_optimizer(cfg)[0].init(trainable)
+
+
 class Trainer:
     """Holds the sharded trainable/frozen state and optimizer; :meth:`step` runs one update."""
 
@@ -215,48 +251,31 @@ class Trainer:
         self.cfg = cfg
         self.mesh = make_mesh(MeshSpec.parse(cfg.mesh))
         self.graphdef, trainable, frozen = nnx.split(model, trainable_filter(cfg.lora_rank), ...)
-        self.tx, self.schedule = make_optimizer(cfg)
+        self.schedule = make_optimizer(cfg)[1]
         self.train_sh = tree_shardings(self.mesh, trainable)
         self.frozen_sh = tree_shardings(self.mesh, frozen)
         self.trainable = jax.device_put(trainable, self.train_sh)
         self.frozen = jax.device_put(frozen, self.frozen_sh)
-        opt_state = jax.jit(self.tx.init)(self.trainable)
+        opt_state = _init_opt(self.trainable, cfg=self._static_cfg)
         self.opt_sh = tree_shardings(self.mesh, opt_state)
         self.opt_state = jax.device_put(opt_state, self.opt_sh)
-        self.batch_sh = NamedSharding(self.mesh, P(None, ("data", "fsdp")))
-        replicated = NamedSharding(self.mesh, P())
-        self._step = jax.jit(self._update, in_shardings=(self.train_sh, self.frozen_sh, self.opt_sh, self.batch_sh),
-                             out_shardings=(self.train_sh, self.opt_sh, replicated), donate_argnums=(0, 2))
 
-    def _update(self, trainable, frozen, opt_state, batch):
-        graphdef, bf16 = self.graphdef, self.cfg.bf16
+    @property
+    def _static_cfg(self) -> TrainConfig:
+        """The config with run-only fields (logging, checkpointing, data limits) normalised, so
+        runs differing only in those share compiled code."""
+        return dataclasses.replace(self.cfg, log_every=1, ckpt_every=1, max_examples=None, seed=0,
+                                   tokenizer_vocab=None)
 
-        def micro_loss(tr, mb):
-            t, f = (_cast(tr, jnp.bfloat16), _cast(frozen, jnp.bfloat16)) if bf16 else (tr, frozen)
-            if bf16:
-                mb = dict(mb, pixels=mb["pixels"].astype(jnp.bfloat16))
-            return suffix_loss(nnx.merge(graphdef, t, f), mb)
-
-        grad_fn = jax.value_and_grad(micro_loss, has_aux=True)
-
-        def accumulate(carry, mb):
-            grads, num, den = carry
-            (n, d), g = grad_fn(trainable, mb)
-            return (jax.tree.map(jnp.add, grads, g), num + n, den + d), None
-
-        zeros = jax.tree.map(jnp.zeros_like, trainable)
-        (grads, num, den), _ = jax.lax.scan(accumulate, (zeros, 0.0, 0.0), batch)
-        den = jnp.maximum(den, 1e-9)
-        grads = jax.tree.map(lambda g: g / den, grads)
-        updates, opt_state = self.tx.update(grads, opt_state, trainable)
-        trainable = optax.apply_updates(trainable, updates)
-        return trainable, opt_state, {"loss": num / den, "grad_norm": optax.global_norm(grads)}
+    def _step(self, trainable, frozen, opt_state, batch):
+        return _update(trainable, frozen, opt_state, batch, graphdef=self.graphdef, cfg=self._static_cfg,
+                       mesh=self.mesh)
 
     def step(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
         """One update from a host batch of ``accum * batch`` rows (reshaped to ``[accum, batch, …]``)."""
         a = self.cfg.accum
         shaped = {k: v.reshape(a, v.shape[0] // a, *v.shape[1:]) for k, v in batch.items()}
-        placed = jax.device_put(shaped, self.batch_sh)
+        placed = global_batch(self.mesh, shaped)
         self.trainable, self.opt_state, metrics = self._step(self.trainable, self.frozen, self.opt_state, placed)
         return {k: float(v) for k, v in metrics.items()}
 

@@ -9,7 +9,9 @@ Stop strings end a sequence as soon as they appear in its text and are cut from 
 
 from __future__ import annotations
 
+import copy
 import os
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -22,15 +24,21 @@ class TransformersSampler(Sampler):
     kind = "transformers"
 
     def __init__(self, model: Any, tokenizer: Any, *, name: str, batch_size: int = 8,
-                 stop_window_tokens: int = 24) -> None:
+                 stop_window_tokens: int = 24, prefix_cache: bool = True,
+                 min_prefix_tokens: int = 64, prefix_cache_entries: int = 4) -> None:
         super().__init__(name=name)
         self.model, self.tokenizer = model, tokenizer
         self.batch_size = max(1, int(batch_size))
         self.stop_window_tokens = stop_window_tokens
+        self.prefix_cache = prefix_cache
+        self.min_prefix_tokens = min_prefix_tokens
+        self.prefix_cache_entries = prefix_cache_entries
+        self._prefixes: OrderedDict[tuple[int, ...], Any] = OrderedDict()  # prefix ids -> KV cache
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "left"
-        self.stats = {"sequences": 0, "generated_tokens": 0, "batches": 0}
+        self.stats = {"sequences": 0, "generated_tokens": 0, "batches": 0, "prefill_tokens": 0,
+                      "prefix_hits": 0}
 
     @classmethod
     def from_path(cls, path: str | Path, **options: Any) -> "TransformersSampler":
@@ -58,11 +66,13 @@ class TransformersSampler(Sampler):
     def describe(self) -> dict[str, Any]:
         n_params = sum(p.numel() for p in self.model.parameters())
         return {"kind": self.kind, "name": self.name, "batch_size": self.batch_size,
+                "prefix_cache": self.prefix_cache,
                 "model_type": getattr(self.model.config, "model_type", ""), "parameters": n_params,
                 "context_tokens": self.context_tokens}
 
     def close(self) -> None:
         self.model = None
+        self._prefixes.clear()
 
     def generate(self, prompts: Sequence[str], *, n: int = 1, temperature: float = 0.0,
                  max_tokens: int = 256, stop: Sequence[str] | None = None,
@@ -87,6 +97,35 @@ class TransformersSampler(Sampler):
         return results
 
     # -- internals -------------------------------------------------------------------------
+    def _shared_prefix(self, rows: list[list[int]]) -> tuple[tuple[int, ...], Any]:
+        """The longest cached (or newly computed) KV prefix shared by every row; ``((), None)`` if none.
+
+        The few-shot prompts of a run share the API section and often examples, so their prefill
+        is computed once and reused (each row keeps at least one own token).
+        """
+        import torch
+
+        limit = min(len(r) for r in rows) - 1
+        lcp = min(_common_prefix(rows), limit)
+        best: tuple[int, ...] = ()
+        for key in self._prefixes:
+            if len(best) < len(key) <= limit and all(tuple(r[:len(key)]) == key for r in rows):
+                best = key
+        if best and len(best) >= 0.8 * lcp:
+            self._prefixes.move_to_end(best)
+            self.stats["prefix_hits"] += 1
+            return best, self._prefixes[best]
+        if lcp < self.min_prefix_tokens:
+            return (), None
+        key = tuple(rows[0][:lcp])
+        with torch.inference_mode():
+            out = self.model(input_ids=torch.tensor([list(key)]), use_cache=True)
+        self.stats["prefill_tokens"] += lcp
+        self._prefixes[key] = out.past_key_values
+        while len(self._prefixes) > self.prefix_cache_entries:
+            self._prefixes.popitem(last=False)
+        return key, out.past_key_values
+
     def _generate_batch(self, prompts: list[str], temperature: float, max_tokens: int,
                         stop: list[str], seed: int | None) -> list[Completion]:
         import torch
@@ -95,14 +134,29 @@ class TransformersSampler(Sampler):
         if self.model is None:
             raise RuntimeError("sampler is closed")
         tok = self.tokenizer
-        enc = tok(prompts, return_tensors="pt", padding=True)
-        prompt_lens = enc["attention_mask"].sum(dim=1).tolist()
-        width = enc["input_ids"].shape[1]
+        rows = [tok(p)["input_ids"] for p in prompts]
         ctx = self.context_tokens
-        if ctx is not None and width + max_tokens > ctx:
-            raise ValueError(f"prompt of {width} tokens + max_tokens {max_tokens} exceeds the "
+        longest = max(len(r) for r in rows)
+        if ctx is not None and longest + max_tokens > ctx:
+            raise ValueError(f"prompt of {longest} tokens + max_tokens {max_tokens} exceeds the "
                              f"model context of {ctx} tokens")
-        kw: dict[str, Any] = {"max_new_tokens": int(max_tokens), "pad_token_id": tok.pad_token_id}
+        prefix, cache = self._shared_prefix(rows) if self.prefix_cache else ((), None)
+        P = len(prefix)
+        # Layout per row: [shared prefix][pads][own suffix]. Pads sit between the prefix and the
+        # suffix (masked out; positions come from the mask, so real tokens keep their positions).
+        suffixes = [r[P:] for r in rows]
+        W = max(len(x) for x in suffixes)
+        pad = tok.pad_token_id
+        input_ids = torch.tensor([list(prefix) + [pad] * (W - len(x)) + list(x) for x in suffixes])
+        mask = torch.tensor([[1] * P + [0] * (W - len(x)) + [1] * len(x) for x in suffixes])
+        width = P + W
+        prompt_lens = [len(r) for r in rows]
+        kw: dict[str, Any] = {"max_new_tokens": int(max_tokens), "pad_token_id": pad}
+        if cache is not None:
+            batch_cache = copy.deepcopy(cache)
+            if len(rows) > 1:
+                batch_cache.batch_repeat_interleave(len(rows))
+            kw["past_key_values"] = batch_cache
         if temperature > 0:
             kw.update(do_sample=True, temperature=float(temperature), top_k=0, top_p=1.0)
         else:
@@ -112,8 +166,9 @@ class TransformersSampler(Sampler):
                                                                            self.stop_window_tokens)])
         if seed is not None:
             torch.manual_seed(int(seed))
+        self.stats["prefill_tokens"] += len(rows) * W
         with torch.inference_mode():
-            out = self.model.generate(**enc, **kw)
+            out = self.model.generate(input_ids=input_ids, attention_mask=mask, **kw)
         new = out[:, width:]
         eos = _eos_ids(self.model, tok)
         comps = []
@@ -130,6 +185,16 @@ class TransformersSampler(Sampler):
         self.stats["sequences"] += len(prompts)
         self.stats["batches"] += 1
         return comps
+
+
+def _common_prefix(rows: list[list[int]]) -> int:
+    n = min(len(r) for r in rows)
+    first = rows[0]
+    for i in range(n):
+        t = first[i]
+        if any(r[i] != t for r in rows):
+            return i
+    return n
 
 
 def _eos_ids(model: Any, tok: Any) -> set[int]:

@@ -20,7 +20,7 @@ def lskd_run(tmp_path_factory):
     from vpd.benchmarks.shapes import make_dataset
 
     root = tmp_path_factory.mktemp("critic")
-    make_dataset(root / "data", n=10, seed=31)
+    make_dataset(root / "data", n=8, seed=31)
     out = root / "run"
     res = runner.invoke(app, ["lskd", "--data", str(root / "data"), "--out", str(out), "--llm", "none",
                               "--per-image", "5"])

@@ -36,7 +36,7 @@ def test_greedy_first_then_sampled_and_extraction():
     first = out[0][0]
     assert first.status == "ok" and first.temperature == 0.0
     assert first.program == CODE_PREFIX + "    return str(len(image_patch.find('red cube')))\n"
-    assert first.raw_completion == "    return str(len(image_patch.find('red cube')))\n"
+    assert first.raw_completion == "    return str(len(image_patch.find('red cube')))"
     statuses = [c.status for r in out for c in r]
     assert {"ok", "no_code", "syntax"} <= set(statuses)
     assert all(c.raw_completion is not None for r in out for c in r)

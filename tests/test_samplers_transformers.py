@@ -114,3 +114,18 @@ def test_packaged_gemma_writes_a_program():
         assert "green cube" in out[0].program and "find(" in out[0].program
     finally:
         s.close()
+
+
+def test_shared_prefix_cache_gives_the_same_greedy_text(tiny_model_dir):
+    shared = "# Question: How many red cubes are there?\ndef execute_command(image):\n" * 3
+    prompts = [shared + "x", shared + "image_patch.exists('blue", shared + "bool_to_yesno(", shared + "x"]
+    plain = load_sampler(f"transformers:{tiny_model_dir}", batch_size=4, prefix_cache=False)
+    cached = TransformersSampler(plain.model, plain.tokenizer, name="c", batch_size=4, min_prefix_tokens=8)
+    a = plain.generate(prompts, max_tokens=10)
+    b = cached.generate(prompts, max_tokens=10)
+    c = cached.generate(prompts[:2], n=2, temperature=0.0, max_tokens=10)  # reuses the cached prefix
+    assert [r[0].text for r in a] == [r[0].text for r in b]
+    assert [r[0].text for r in c] == [r[0].text for r in a[:2]]
+    assert cached.stats["prefix_hits"] >= 1
+    assert cached.stats["prefill_tokens"] < plain.stats["prefill_tokens"]
+    assert [r[0].prompt_tokens for r in a] == [r[0].prompt_tokens for r in b]

@@ -250,11 +250,8 @@ def test_bad_completions_through_the_real_sandbox(shapes_dir, tmp_path):
     assert all("helper" in e for e in errs)
 
 
-class _Handler:
-    """A tiny HTTP server answering every request with one status (429 / 503) or a slow reply."""
-
-
 def _serve(mode):
+    """A tiny HTTP server answering every request with 429 or, for "slow", after 3 s."""
     import http.server
     import threading
     import time
@@ -264,11 +261,14 @@ def _serve(mode):
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
             if mode == "slow":
                 time.sleep(3)
-            self.send_response(429 if mode == "429" else 200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Retry-After", "0")
-            self.end_headers()
-            self.wfile.write(b'{"error": {"message": "rate limited"}}')
+            try:
+                self.send_response(429 if mode == "429" else 200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Retry-After", "0")
+                self.end_headers()
+                self.wfile.write(b'{"error": {"message": "rate limited"}}')
+            except OSError:
+                pass  # the client gave up (timed out) first
 
         def log_message(self, *a):
             pass
@@ -296,7 +296,8 @@ def test_llm_server_failures_are_recorded_and_the_run_goes_on(tmp_path, mode):
     sampler = OpenAISampler("m", f"http://127.0.0.1:{port}/v1", max_retries=1, backoff_s=0.01,
                             backoff_max_s=0.02, timeout_s=0.5)
     data = make_data(tmp_path / "data", ROWS[:2])
-    cfg = SynthConfig(data=str(data), out=str(tmp_path / "run"), llm="openai", k=2, progress=False, cache="off")
+    cfg = SynthConfig(data=str(data), out=str(tmp_path / "run"), llm="openai", k=2, progress=False, cache="off",
+                      fewshot="fixed", temperature=0.0)
     try:
         rep = run_synth(cfg, sampler=sampler, executor=FakeExecutor()).report
     finally:
@@ -317,6 +318,7 @@ def _verdicts(run: Path):
     return out
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_resume_matches_uninterrupted(shapes_dir, tmp_path):
     import os
     import signal
@@ -355,4 +357,5 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(shapes_dir, tmp_path)
     vb = sorted(e.id for e, _ in read_verified(tmp_path / "B"))
     assert va == vb and len(vb) == len(set(vb))
     report = json.loads((tmp_path / "B" / "report.json").read_text())
-    assert report["examples"] == 40 and report["sessions"] == 2
+    assert report["examples"] == 40
+    assert report["sessions"] == 1  # the killed session left no session record; its examples count

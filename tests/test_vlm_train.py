@@ -110,9 +110,12 @@ def test_accumulation_equals_one_big_batch():
     acc = Trainer(build_model(cfg, seed=1), TrainConfig(batch=4, accum=2, steps=10, warmup_steps=0, lr=1e-2))
     m1, m2 = big.step(batch), acc.step(batch)
     assert abs(m1["loss"] - m2["loss"]) < 1e-5
+    assert abs(m1["grad_norm"] - m2["grad_norm"]) < 1e-5 * m1["grad_norm"]  # same gradient scale
     p1, p2 = big.params_flat(), acc.params_flat()
-    for k in p1:
-        np.testing.assert_allclose(p1[k], p2[k], atol=2e-6, err_msg=k)
+    for k in p1:  # Adam's first step is ~lr * sign(g): differences come only from float rounding
+        if k.endswith("k_proj/bias"):  # its gradient is exactly zero (softmax shift), so Adam amplifies noise
+            continue
+        np.testing.assert_allclose(p1[k], p2[k], atol=1e-4, err_msg=k)
 
 
 def test_lora_updates_only_adapters_and_bf16_runs():
@@ -147,7 +150,8 @@ SHARDING_SCRIPT = textwrap.dedent("""
         specs = {str(x.sharding.spec) for x in jax.tree.leaves(tr.trainable)}
         out[mesh or "single"] = (losses, tr.params_flat(), specs)
     (l1, p1, s1), (l2, p2, s2) = out["single"], out["data=2,fsdp=2"]
-    diff = max(float(np.abs(p1[k] - p2[k]).max()) for k in p1)
+    # k_proj biases have an exactly-zero gradient (softmax shift invariance): Adam amplifies rounding noise there
+    diff = max(float(np.abs(p1[k] - p2[k]).max()) for k in p1 if not k.endswith("k_proj/bias"))
     print(json.dumps({"l1": l1, "l2": l2, "diff": diff, "sharded": any("fsdp" in s for s in s2)}))
 """)
 
@@ -160,4 +164,4 @@ def test_sharded_step_matches_one_device():
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     assert res["sharded"], "no parameter was sharded over fsdp"
     np.testing.assert_allclose(res["l1"], res["l2"], rtol=1e-5)
-    assert res["diff"] < 1e-5
+    assert res["diff"] < 1e-4  # after two AdamW steps at lr 1e-2

@@ -1,9 +1,11 @@
 """The synth stage on a Ray cluster: shards of examples as Ray tasks, tool backends in Ray actors.
 
     driver ── partition examples by question ──▶ shard 0 … shard N-1 (Ray tasks, retried on failure)
-                                                     │  each: a sandbox pool on its node, the
-                                                     │  sampler (e.g. balanced:openai:…|openai:…),
-                                                     │  tools through a ToolActor (num_gpus=…)
+                                                     │  each: the local synth stage
+                                                     │  (vpd.synth.run_synth) on its examples, with
+                                                     │  a sandbox pool on its node, the sampler
+                                                     │  (e.g. balanced:openai:…|openai:…) and tools
+                                                     │  through a ToolActor (num_gpus=…)
                                                      ▼
                  OUT/candidates-NNNNN.jsonl  ◀── one atomic commit per shard (temp file + move)
 
@@ -11,38 +13,52 @@ Exactly once. A shard's output becomes visible only through one atomic move of a
 named after the shard; a task first checks whether its shard is already committed and returns at
 once if so. A killed worker, a retried task or a re-run with ``resume`` therefore never loses or
 duplicates an example: at worst a shard is computed twice and committed once (shards are
-deterministic: seeds are derived per question, not per worker).
+deterministic: seeds are derived per question by ``vpd.synth.stable_seed``, not per worker).
+
+Resume. With ``cfg.resume`` the driver reads the committed examples of ``OUT`` (written by this
+engine or by the local one), partitions only the rest, and numbers the new shards after the
+highest existing one, so no file is ever rewritten. Do not resume while the tasks of an earlier
+driver may still run (Ray cancels a job's tasks when its driver exits).
 
 Partitioning keeps every example of one (question, choices) in the same shard, so question-level
 program reuse still samples once per distinct question.
 
+Tools. With ``use_actor`` (default) each tool backend lives in one of ``tool_actors`` Ray actors
+(``num_gpus=actor_gpus`` each, restarted if they die); a shard reaches its actor through
+:class:`ActorBackend` wrapped in the batching :class:`~vpd.tools.server.ToolServer`, so the
+concurrent tool calls of a shard's sandbox workers travel to the GPU as one batch. Without
+actors every task loads the tools itself (cached per worker process).
+
 Outputs go to a local folder or any fsspec URI (``s3://…``, ``gs://…``); when the output is
-local, the driver also rebuilds ``verified.jsonl`` and writes ``report.json`` exactly as the local
-engine does. Image paths must be readable from every node (shared storage).
+local, the driver also rebuilds ``verified.jsonl`` and writes ``manifest.json`` / ``report.json``
+exactly as the local engine does. Image paths must be readable from every node (shared storage);
+relative paths are made absolute on the driver.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
+import re
 import tempfile
 import time
 import uuid
+from collections import defaultdict
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from vpd.datasets import write_examples
-from vpd.synth import SynthConfig, question_key, select_examples
+from vpd.synth import RESUME_KEYS, SynthConfig, question_key, select_examples
 from vpd.tools.backend import Backend
 from vpd.tools.specs import TOOLS
 from vpd.tools.toolbox import boxes_from_json
 from vpd.types import Example
 
 SHARD_NAME = "candidates-{:05d}.jsonl"
+_SHARD_RE = re.compile(r"^candidates-(\d{5})\.jsonl$")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -55,9 +71,36 @@ def _fs(uri: str) -> tuple[Any, str]:
     return fs, root.rstrip("/")
 
 
+def is_local(out: str) -> bool:
+    """True for a plain path or ``file://`` (the driver then rebuilds verified.jsonl / report.json)."""
+    return "://" not in out or out.startswith("file://")
+
+
 def shard_committed(out: str, shard: int) -> bool:
     fs, root = _fs(out)
     return fs.exists(f"{root}/{SHARD_NAME.format(shard)}")
+
+
+def committed_shards(out: str) -> list[str]:
+    """Names of the committed ``candidates-NNNNN.jsonl`` files under ``out`` (sorted)."""
+    fs, root = _fs(out)
+    if not fs.exists(root):
+        return []
+    names = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(root, detail=False)]
+    return sorted(n for n in names if _SHARD_RE.match(n))
+
+
+def committed_ids(out: str) -> set[str]:
+    """Ids of the examples whose candidate blocks are complete in the committed shards of ``out``."""
+    from vpd.runs import _parse_blocks
+
+    fs, root = _fs(out)
+    done: set[str] = set()
+    for name in committed_shards(out):
+        with fs.open(f"{root}/{name}", "rb") as fh:
+            blocks, _ = _parse_blocks(fh.read())
+        done.update(str(b[0]["example_id"]) for b in blocks)
+    return done
 
 
 def commit_file(local: Path, out: str, name: str) -> None:
@@ -80,6 +123,7 @@ class ToolActorImpl:
 
         self.toolbox = load(spec)
         self.calls = 0
+        self.batches = 0
 
     def describe(self) -> dict[str, Any]:
         return {t: {"tag": b.cache_tag(), "max_batch": b.max_batch, "batchable": sorted(b.batchable)}
@@ -94,6 +138,7 @@ class ToolActorImpl:
         backend = self.toolbox.backend_for(tool)
         pil = [None if a is None else Image.fromarray(a) for a in images]
         self.calls += len(pil)
+        self.batches += 1
         out: list[Any] = []
         for value in backend.run_batch(tool, pil, args):
             if isinstance(value, BaseException):
@@ -103,11 +148,14 @@ class ToolActorImpl:
         return out
 
     def stats(self) -> dict[str, int]:
-        return {"calls": self.calls}
+        return {"calls": self.calls, "batches": self.batches, "pid": os.getpid()}
 
 
 class ActorBackend(Backend):
-    """A backend whose tools run in a Ray actor (one per node or per GPU); batches travel whole."""
+    """A backend whose tool runs in a Ray actor (one per node or per GPU); batches travel whole.
+
+    Its cache tag is the real backend's, so tool-cache entries are shared with the local engine.
+    """
 
     name = "ray_actor"
 
@@ -142,7 +190,7 @@ class ActorBackend(Backend):
 
 
 def actor_toolbox(actor: Any, cache: Any = None) -> Any:
-    """A batching ToolServer whose backends forward to ``actor``."""
+    """A batching ToolServer whose backends forward to ``actor`` (the caller closes it)."""
     import ray
 
     from vpd.tools.server import ToolServer
@@ -150,6 +198,28 @@ def actor_toolbox(actor: Any, cache: Any = None) -> Any:
 
     info = ray.get(actor.describe.remote())
     return ToolServer(Toolbox({t: ActorBackend(actor, t, i) for t, i in info.items()}, cache=cache), max_wait_ms=5.0)
+
+
+# per worker process: models stay loaded across the shards a Ray worker runs
+_PROCESS_SAMPLERS: dict[str, Any] = {}
+_PROCESS_TOOLBOXES: dict[tuple[str, str | None], Any] = {}
+
+
+def _process_sampler(spec: str) -> Any:
+    if spec not in _PROCESS_SAMPLERS:
+        from vpd.programs.sampler_base import load_sampler
+
+        _PROCESS_SAMPLERS[spec] = load_sampler(spec)
+    return _PROCESS_SAMPLERS[spec]
+
+
+def _process_toolbox(spec: str, cache: str | None) -> Any:
+    if (spec, cache) not in _PROCESS_TOOLBOXES:
+        from vpd.tools import load
+        from vpd.tools.cache import open_cache
+
+        _PROCESS_TOOLBOXES[(spec, cache)] = load(spec, cache=open_cache(cache))
+    return _PROCESS_TOOLBOXES[(spec, cache)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,12 +237,18 @@ def partition(examples: Sequence[Example], n_shards: int, reuse: bool = True) ->
 
 def synth_shard(cfg_dict: dict[str, Any], shard: int, records: list[dict[str, Any]], out: str,
                 actor: Any = None) -> dict[str, Any]:
-    """Run the synth stage on one shard and commit its candidates file; idempotent."""
+    """Run the local synth stage on one shard and commit its candidates file; idempotent.
+
+    Returns ``{"shard", "skipped", "examples", "seconds", "verified", "pid", "session"}``
+    (``session``: the shard's counters, as in a local run's manifest).
+    """
+    from vpd.runs import RunStore
     from vpd.synth import run_synth
     from vpd.tools.cache import open_cache
+    from vpd.tools.server import ToolServer
 
     if shard_committed(out, shard):
-        return {"shard": shard, "skipped": True}
+        return {"shard": shard, "skipped": True, "pid": os.getpid()}
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix=f"vpd-shard{shard}-") as tmp:
         data = Path(tmp) / "data"
@@ -180,85 +256,171 @@ def synth_shard(cfg_dict: dict[str, Any], shard: int, records: list[dict[str, An
         write_examples(examples, data / "examples.jsonl")
         cfg = SynthConfig(**{**cfg_dict, "data": str(data), "out": str(Path(tmp) / "run"), "resume": False,
                              "overwrite": True, "limit": None, "split": None, "progress": False})
-        toolbox = actor_toolbox(actor, cache=open_cache(cfg.cache)) if actor is not None else None
-        result = run_synth(cfg, toolbox=toolbox)
+        if actor is not None:
+            toolbox = actor_toolbox(actor, cache=open_cache(cfg.cache))
+        else:
+            toolbox = ToolServer(_process_toolbox(cfg.tools, cfg.cache), max_wait_ms=5.0)
+        try:
+            result = run_synth(cfg, toolbox=toolbox, sampler=_process_sampler(cfg.llm))
+        finally:
+            toolbox.close()  # stops this shard's batching threads; models stay loaded
+        sessions = RunStore(cfg.out).read_manifest().get("sessions", [])
         merged = Path(tmp) / "merged.jsonl"
         with merged.open("wb") as dst:
-            for part in sorted((Path(tmp) / "run").glob("candidates-*.jsonl")):
+            for part in RunStore(cfg.out).shards():
                 dst.write(part.read_bytes())
         if not shard_committed(out, shard):  # a concurrent attempt may have won: same content
             commit_file(merged, out, SHARD_NAME.format(shard))
-    return {"shard": shard, "skipped": False, "examples": len(records), "seconds": time.time() - t0,
-            "verified": result.report.get("verified", {}), "pid": os.getpid()}
+    return {"shard": shard, "skipped": False, "examples": len(records), "seconds": round(time.time() - t0, 3),
+            "verified": result.report.get("overall", {}).get("verified"), "pid": os.getpid(),
+            "session": sessions[-1] if sessions else {}}
+
+
+def _merge_sessions(results: list[dict[str, Any]], started: float) -> dict[str, Any]:
+    """One driver session (wall time of the driver) summing the counters of the shards' sessions."""
+    merged: dict[str, Any] = defaultdict(int)
+    stage_s: dict[str, float] = defaultdict(float)
+    toolbox: dict[str, int] = defaultdict(int)
+    for r in results:
+        s = r.get("session") or {}
+        for key in ("llm_requests", "llm_completions", "llm_errors", "prompt_tokens", "completion_tokens",
+                    "programs_executed", "examples_written", "image_errors", "pending_at_start"):
+            merged[key] += int(s.get(key, 0))
+        for key, v in (s.get("stage_s") or {}).items():
+            stage_s[key] += float(v)
+        for key in ("calls", "cache_hits", "backend_calls"):
+            toolbox[key] += int((s.get("toolbox") or {}).get(key, 0))
+    return {**merged, "stage_s": dict(stage_s), "toolbox": dict(toolbox), "started": started,
+            "finished": time.time(), "engine": "ray", "shards_run": sum(not r.get("skipped") for r in results)}
+
+
+def _prepare_output(cfg: SynthConfig) -> tuple[set[str], int]:
+    """Check / create / clear ``cfg.out`` like the local engine; return (done ids, first free shard number)."""
+    if is_local(cfg.out):
+        from vpd.runs import RunStore
+
+        root = cfg.out[len("file://"):] if cfg.out.startswith("file://") else cfg.out
+        store = RunStore.open(root, cfg.to_dict(), resume=cfg.resume, overwrite=cfg.overwrite,
+                              check_keys=RESUME_KEYS)
+        store.close()
+    else:
+        names = committed_shards(cfg.out)
+        if names and not cfg.resume:
+            if not cfg.overwrite:
+                from vpd.runs import RunExistsError
+
+                raise RunExistsError(f"{cfg.out} already has results; use --resume or --overwrite")
+            fs, root = _fs(cfg.out)
+            for n in names:
+                fs.rm(f"{root}/{n}")
+    names = committed_shards(cfg.out)
+    first = max((int(_SHARD_RE.match(n).group(1)) for n in names), default=-1) + 1  # type: ignore[union-attr]
+    return (committed_ids(cfg.out) if cfg.resume else set()), first
+
+
+def _absolute_images(ex: Example) -> Example:
+    import dataclasses
+
+    if "://" in ex.image or Path(ex.image).is_absolute():
+        return ex
+    return dataclasses.replace(ex, image=str(Path(ex.image).absolute()))
 
 
 def run_synth_ray(cfg: SynthConfig, *, address: str | None = None, shards: int | None = None,
                   tool_actors: int = 1, actor_gpus: float = 0.0, task_cpus: float = 1.0,
-                  max_retries: int = 3, use_actor: bool = True) -> dict[str, Any]:
-    """Run ``cfg`` on Ray (``address=None`` starts a local cluster). Returns the driver summary."""
+                  max_retries: int = 3, use_actor: bool = True, num_cpus: int | None = None) -> dict[str, Any]:
+    """Run ``cfg`` on Ray and return the driver summary (``results`` per shard, ``report`` if local).
+
+    ``address``: a running cluster (``"HOST:6379"``, ``"auto"``); None starts a local one with
+    ``num_cpus`` CPUs (default all) and shuts it down afterwards. ``shards``: number of shards
+    (default 4 per cluster CPU, at most one per example). ``tool_actors``: Ray actors hosting the
+    tool backends, ``actor_gpus`` GPUs each (fractions allowed). ``task_cpus``: CPUs reserved per
+    shard task (its sandbox pool has ``cfg.workers`` processes). ``max_retries``: per shard, for
+    worker crashes and exceptions.
+    """
     import ray
 
-    from vpd.runs import RunStore, atomic_write_json
-
     started = time.time()
+    we_started = False
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 **({} if address else {"num_cpus": os.cpu_count() or 2}))
+                 **({} if address else {"num_cpus": num_cpus or os.cpu_count() or 2}))
+        we_started = True
+    try:
+        return _drive(cfg, ray, started, address=address, shards=shards, tool_actors=tool_actors,
+                      actor_gpus=actor_gpus, task_cpus=task_cpus, max_retries=max_retries, use_actor=use_actor)
+    finally:
+        if we_started:
+            ray.shutdown()
+
+
+def _drive(cfg: SynthConfig, ray: Any, started: float, *, address: str | None, shards: int | None,
+           tool_actors: int, actor_gpus: float, task_cpus: float, max_retries: int,
+           use_actor: bool) -> dict[str, Any]:
     examples, counts = select_examples(cfg)
-    n = shards or max(1, min(len(examples), int(ray.cluster_resources().get("CPU", 1)) * 4))
-    parts = partition(examples, n, cfg.reuse)
-    out = cfg.out
-    local = "://" not in out
-    if local:
-        existing = RunStore(out).shards()
-        if existing and not cfg.resume and not cfg.overwrite:
-            from vpd.runs import RunExistsError
-
-            raise RunExistsError(f"run directory {out} already has results; use --resume or --overwrite")
-        if cfg.overwrite and not cfg.resume:
-            for p in existing:
-                p.unlink()
-        Path(out).mkdir(parents=True, exist_ok=True)
-        atomic_write_json(Path(out) / "config.json", {**cfg.to_dict(), "engine": "ray", "shards": n})
-    actors = []
-    if use_actor:
-        Actor = ray.remote(num_gpus=actor_gpus, num_cpus=0)(ToolActorImpl)
-        actors = [Actor.remote(cfg.tools) for _ in range(max(1, tool_actors))]
+    done, first_shard = _prepare_output(cfg)
+    todo = [_absolute_images(ex) for ex in examples if ex.id not in done]
+    n = shards or max(1, min(len(todo), int(ray.cluster_resources().get("CPU", 1)) * 4))
+    parts = partition(todo, n, cfg.reuse) if todo else []
+    actors: list[Any] = []
+    if use_actor and todo:
+        actor_cls = ray.remote(num_gpus=actor_gpus, num_cpus=0, max_restarts=-1, max_task_retries=-1)(ToolActorImpl)
+        actors = [actor_cls.remote(cfg.tools) for _ in range(max(1, tool_actors))]
     remote = ray.remote(num_cpus=task_cpus, max_retries=max_retries, retry_exceptions=True)(synth_shard)
-    cfg_dict = {k: v for k, v in cfg.to_dict().items()}
-    pending = {}
-    for i, part in enumerate(parts):
-        if not part:
-            continue
+    cfg_dict = cfg.to_dict()
+    pending: dict[Any, int] = {}
+    numbers: list[int] = []
+    for i, part in enumerate(p for p in parts if p):
+        number = first_shard + i
+        numbers.append(number)
         actor = actors[i % len(actors)] if actors else None
-        ref = remote.remote(cfg_dict, i, [e.to_dict() for e in part], out, actor)
-        pending[ref] = i
+        ref = remote.options(name=f"synth_shard_{number:05d}").remote(
+            cfg_dict, number, [e.to_dict() for e in part], cfg.out, actor)
+        pending[ref] = number
     results: list[dict[str, Any]] = []
-    from rich.progress import Progress
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(transient=False) as progress:
+    with Progress(TextColumn("[bold]synth (ray)"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  disable=not cfg.progress) as progress:
         task = progress.add_task("synth (ray)", total=len(pending))
         while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            for ref in done:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
                 results.append(ray.get(ref))
                 pending.pop(ref)
                 progress.advance(task)
-    summary = {"engine": "ray", "shards": n, "examples": len(examples), "results": results,
-               "seconds": time.time() - started, "address": address or "local"}
-    if local:
-        from vpd import synth_report
-
-        store = RunStore.open(out, cfg.to_dict() | {"engine": "ray", "shards": n}, resume=True)
-        store.close()
-        manifest = {"stage": "synth", "engine": "ray", "config": cfg.to_dict(), "counts": counts,
-                    "ray": {k: v for k, v in summary.items() if k != "results"},
-                    "shard_results": results}
-        atomic_write_json(Path(out) / "manifest.json", manifest)
-        report = synth_report.build_report(out)
-        RunStore(out).write_report(report)
-        summary["report"] = report
+    actor_stats = [ray.get(a.stats.remote()) for a in actors]
+    for a in actors:
+        ray.kill(a)
+    results.sort(key=lambda r: r["shard"])
+    summary: dict[str, Any] = {
+        "engine": "ray", "address": address or "local", "shards": numbers, "examples": len(examples),
+        "already_done": len(done), "results": results, "tool_actors": actor_stats,
+        "seconds": round(time.time() - started, 3)}
+    if is_local(cfg.out):
+        summary["report"] = _finish_local(cfg, counts, summary, started)
     return summary
 
 
-__all__ = ["run_synth_ray", "synth_shard", "partition", "ToolActorImpl", "ActorBackend", "commit_file"]
+def _finish_local(cfg: SynthConfig, counts: dict[str, Any], summary: dict[str, Any], started: float) -> dict[str, Any]:
+    """Rebuild verified.jsonl (via RunStore), write manifest.json and report.json; return the report."""
+    from vpd import synth_report
+    from vpd.runs import RunStore
+    from vpd.synth import _manifest
+
+    root = cfg.out[len("file://"):] if cfg.out.startswith("file://") else cfg.out
+    store = RunStore.open(root, cfg.to_dict(), resume=True)  # repairs nothing; rebuilds verified.jsonl
+    manifest = _manifest(cfg, store, counts, None, None, started)
+    manifest["sessions"] = manifest.get("sessions", []) + [_merge_sessions(summary["results"], started)]
+    manifest["counts"] = {**counts, "done": len(store.done_ids())}
+    manifest["ray"] = {k: v for k, v in summary.items() if k != "results"}
+    manifest["shard_results"] = [{k: v for k, v in r.items() if k != "session"} for r in summary["results"]]
+    store.write_manifest(manifest)
+    store.close()
+    report = synth_report.build_report(root)
+    RunStore(root).write_report(report)
+    return report
+
+
+__all__ = ["run_synth_ray", "synth_shard", "partition", "ToolActorImpl", "ActorBackend", "actor_toolbox",
+           "commit_file", "committed_ids", "committed_shards", "shard_committed"]

@@ -258,11 +258,15 @@ def failure_category(status: str, error: str | None) -> str:
 
 
 def run_synth(cfg: SynthConfig, *, writer: ProgramWriter | None = None, executor: Executor | None = None,
-              sampler: Any = None, on_example: Callable[[Example, list[Candidate]], None] | None = None) -> SynthResult:
+              sampler: Any = None, on_example: Callable[[Example, list[Candidate]], None] | None = None,
+              toolbox: Any = None) -> SynthResult:
     """Run (or resume) the synth stage; returns the run folder and its report.
 
     ``writer``/``executor``/``sampler`` replace the defaults built from ``cfg`` (``cfg.llm``,
     ``cfg.tools``) — for tests and for callers that keep a model loaded.
+    ``toolbox`` (a :class:`~vpd.tools.Toolbox` or ``ToolServer``) replaces the one loaded from
+    ``cfg.tools`` (e.g. the Ray engine's actor-backed tools); the caller owns it: it is used and
+    its stats recorded, but not closed here.
     """
     from vpd import synth_report
 
@@ -276,9 +280,9 @@ def run_synth(cfg: SynthConfig, *, writer: ProgramWriter | None = None, executor
     stats.stage_s["load"] += time.perf_counter() - t0
 
     owned: list[Any] = []
-    toolbox = None
+    owns_toolbox = toolbox is None
     try:
-        if executor is None or writer is None:
+        if toolbox is None and (executor is None or writer is None):
             toolbox = _load_toolbox(cfg)
         if writer is None:
             if sampler is None:
@@ -297,30 +301,50 @@ def run_synth(cfg: SynthConfig, *, writer: ProgramWriter | None = None, executor
 
         manifest = _manifest(cfg, store, counts, toolbox, sampler, started)
         store.write_manifest(manifest)
-        _process(cfg, pending, writer, executor, store, stats, judge_gen, on_example)
+        last_save = [time.perf_counter()]
+
+        def checkpoint() -> None:  # session stats survive a kill (saved at most every 10 s)
+            if time.perf_counter() - last_save[0] >= 10.0:
+                _save_session(store, cfg, counts, sampler, started, stats, toolbox, len(pending))
+                last_save[0] = time.perf_counter()
+
+        _process(cfg, pending, writer, executor, store, stats, judge_gen, on_example, checkpoint)
     finally:
         for obj in owned:
             close = getattr(obj, "close", None)
             if close:
                 close()
-        if toolbox is not None:
-            tstats = dict(toolbox.stats)
+        _save_session(store, cfg, counts, sampler, started, stats, toolbox, len(pending))
+        if toolbox is not None and owns_toolbox:
             cache = getattr(toolbox, "cache", None)
-            if cache is not None and hasattr(cache, "stats"):
-                tstats["cache"] = cache.stats().to_dict()
-            toolbox.close()
-        else:
-            tstats = {}
-        session = {"started": started, "finished": time.time(), **stats.to_dict(), "toolbox": tstats,
-                   "pending_at_start": len(pending)}
-        manifest = store.read_manifest() or _manifest(cfg, store, counts, None, sampler, started)
-        manifest.setdefault("sessions", []).append(session)
-        manifest["counts"] = {**counts, "done": len(store.done_ids())}
-        store.write_manifest(manifest)
+            toolbox.close()  # the batching threads
+            inner = getattr(toolbox, "inner", None)
+            if inner is not None:
+                inner.close()  # the backends
+            if cache is not None and hasattr(cache, "close"):
+                cache.close()
         store.close()
     report = synth_report.build_report(cfg.out)
     RunStore(cfg.out).write_report(report)
     return SynthResult(out=Path(cfg.out), report=report)
+
+
+def _save_session(store: RunStore, cfg: SynthConfig, counts: dict[str, Any], sampler: Any, started: float,
+                  stats: SessionStats, toolbox: Any, pending: int) -> None:
+    """Write this session's counters into the manifest (replacing its earlier checkpoint)."""
+    tstats: dict[str, Any] = dict(toolbox.stats) if toolbox is not None else {}
+    cache = getattr(toolbox, "cache", None)
+    if cache is not None and hasattr(cache, "stats"):
+        tstats["cache"] = cache.stats().to_dict()
+    if toolbox is not None and hasattr(toolbox, "batch_stats"):
+        tstats["batches"] = toolbox.batch_stats()
+    session = {"started": started, "finished": time.time(), **stats.to_dict(), "toolbox": tstats,
+               "pending_at_start": pending}
+    manifest = store.read_manifest() or _manifest(cfg, store, counts, None, sampler, started)
+    sessions = [s for s in manifest.get("sessions", []) if s.get("started") != started]
+    manifest["sessions"] = sessions + [session]
+    manifest["counts"] = {**counts, "done": len(store.done_ids())}
+    store.write_manifest(manifest)
 
 
 def _load_toolbox(cfg: SynthConfig) -> Any:
@@ -361,7 +385,8 @@ def _groups(pending: list[Example], reuse: bool) -> "OrderedDict[Any, list[Examp
 
 def _process(cfg: SynthConfig, pending: list[Example], writer: ProgramWriter, executor: Executor,
              store: RunStore, stats: SessionStats, judge_gen: Any,
-             on_example: Callable[[Example, list[Candidate]], None] | None) -> None:
+             on_example: Callable[[Example, list[Candidate]], None] | None,
+             checkpoint: Callable[[], None] = lambda: None) -> None:
     from vpd.programs.dedupe import program_key
 
     groups = list(_groups(pending, cfg.reuse).values())
@@ -433,6 +458,7 @@ def _process(cfg: SynthConfig, pending: list[Example], writer: ProgramWriter, ex
                 if on_example is not None:
                     on_example(ex, cands)
                 progress.update(task, advance=1, verified=verified)
+            checkpoint()
 
 
 def _checker(ex: Example, cfg: SynthConfig, judge_gen: Any) -> Any:

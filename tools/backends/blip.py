@@ -87,7 +87,17 @@ class BlipBackend(_Generative):
         self.caption_processor = None
 
     def _vqa(self, images: list[Image.Image], questions: list[str]) -> list[str]:
-        return self._generate(self.model, self.processor, images, questions, strip_prompt=False)
+        # transformers' BLIP VQA decoder attends to every question position (its generate() uses an
+        # all-ones question mask), so padding would change answers: batch equal-length questions only.
+        lengths = [len(self.processor.tokenizer(q)["input_ids"]) for q in questions]
+        out: list[str] = [""] * len(questions)
+        for n in sorted(set(lengths)):
+            idx = [i for i, k in enumerate(lengths) if k == n]
+            answers = self._generate(self.model, self.processor, [images[i] for i in idx],
+                                     [questions[i] for i in idx], strip_prompt=False)
+            for i, a in zip(idx, answers):
+                out[i] = a
+        return out
 
     def _caption(self, images: list[Image.Image]) -> list[str]:
         if self.caption_model is None:

@@ -56,9 +56,9 @@ SYNONYMS = {
 
 
 def _singular(word: str) -> str:
-    for suffix, repl in (("ies", "y"), ("ves", "f"), ("ches", "ch"), ("shes", "sh"), ("sses", "ss"),
+    for suffix, repl in (("ies", "y"), ("ves", "f"), ("ches", "ch"), ("shes", "sh"), ("sses", "ss"), ("uses", "us"),
                          ("xes", "x"), ("s", "")):
-        if word.endswith(suffix) and len(word) > len(suffix) + 1 and not word.endswith("ss"):
+        if word.endswith(suffix) and len(word) > len(suffix) and not word.endswith("ss"):
             return word[: -len(suffix)] + repl
     return word
 

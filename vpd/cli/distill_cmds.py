@@ -43,7 +43,10 @@ def _print_metrics(section: dict) -> None:
     held = section.get("heldout")
     if not held:
         return
-    t = Table(title="critic on held-out labelled triples")
+    console.print(f"critic on held-out labelled triples: precision {held['precision']:.3f} recall {held['recall']:.3f} "
+                  f"F1 {held['f1']:.3f}; accuracy of kept {held['kept_accuracy']:.3f} vs all {held['all_accuracy']:.3f}",
+                  soft_wrap=True)
+    t = Table(title="critic (held-out)")
     for col in ("threshold", "n", "precision", "recall", "f1", "auc", "accuracy of kept", "accuracy of all", "kept"):
         t.add_column(col)
     auc = held.get("auc")

@@ -36,6 +36,8 @@ def synth(
     cache: str = typer.Option("default", "--cache", help="Tool cache: default (~/.cache/vpd/tools.sqlite) | memory | off | PATH."),
     checker: Optional[str] = typer.Option(None, "--checker", help="Checker or benchmark name (default: inferred per example)."),
     judge: bool = typer.Option(False, "--judge", help="Ask the LLM about ambiguous answer mismatches."),
+    greedy_first: bool = typer.Option(True, "--greedy-first/--no-greedy-first",
+                                      help="Make candidate 0 greedy and sample the other k-1."),
     llm_batch: int = typer.Option(1, "--llm-batch", min=1, help="Questions per sampler request (1 = reproducible per question)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
@@ -54,7 +56,7 @@ def synth(
                       limit=limit, split=split, reuse=not no_reuse, labels=not no_labels, fewshot=fewshot,
                       workers=workers, seed=seed, temperature=temperature, select=select, max_tokens=max_tokens,
                       timeout_s=timeout_s, memory_mb=memory_mb, cache=cache, checker=checker, judge=judge,
-                      llm_batch=llm_batch, progress=not quiet)
+                      llm_batch=llm_batch, greedy_first=greedy_first, progress=not quiet)
     from vpd.runs import ConfigMismatchError, RunExistsError
 
     try:

@@ -1,0 +1,62 @@
+"""Our distilled student as a vqa/caption tool, on a random-init ``test``-preset checkpoint."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vpd.tools import MissingWeights, load
+from vpd.tools.backends.vpd_vlm import answer_from_rationale
+
+
+@pytest.mark.parametrize("text,answer", [("The cube at 1 2 3 4 is red. So the answer is red.", "red"),
+                                         ("So the answer is 2", "2"), ("no marker here", "no marker here"),
+                                         ("So the answer is A. So the answer is B.", "B")])
+def test_answer_from_rationale(text, answer):
+    assert answer_from_rationale(text) == answer
+
+
+def test_missing_checkpoint_is_named(tmp_path):
+    with pytest.raises(MissingWeights, match="model_path"):
+        load({"vqa": {"backend": "vpd_vlm", "model_path": str(tmp_path / "student")}})
+
+
+def _write_student(out):
+    """A student checkpoint folder in the format of vpd.distill.vlm_checkpoint (random weights)."""
+    import orbax.checkpoint as ocp
+    from flax import nnx
+
+    from vpd.distill import vlm_checkpoint as ck
+    from vpd.distill.vlm_config import preset
+    from vpd.distill.vlm_model import PaliGemma
+    from vpd.distill.vlm_tokenizer import train_bpe
+
+    tok = train_bpe(["how many red cubes are there? answer with a single word or phrase. two blue sphere"] * 20,
+                    vocab_size=320)
+    cfg = preset("test")
+    model = PaliGemma(cfg, rngs=nnx.Rngs(0))
+    ck.write_meta(out, {"model": cfg.to_dict(), "lora_rank": 0, "lora_alpha": None, "max_prefix": 32,
+                        "max_suffix": 16}, tok)
+    mgr = ck.manager(out)
+    mgr.save(0, args=ocp.args.StandardSave({"params": ck.flat_params(nnx.state(model, nnx.Param)), "opt": [],
+                                            "step": 0}))
+    mgr.wait_until_finished()
+    mgr.close()
+    return out
+
+
+@pytest.mark.slow
+def test_student_answers_batched_equal_one_by_one(tmp_path):
+    path = _write_student(tmp_path / "student")
+    tb = load({"vqa": {"backend": "vpd_vlm", "model_path": str(path), "max_new_tokens": 8},
+               "caption": {"backend": "vpd_vlm", "model_path": str(path), "max_new_tokens": 8}})
+    be = tb.backends["vqa"]
+    rng = np.random.RandomState(0)
+    images = [Image.fromarray(rng.randint(0, 255, (40 + 8 * i, 48, 3), dtype=np.uint8)) for i in range(3)]
+    qs = ["how many red cubes?", "what color is the sphere?", "is there a cube?"]
+    one = [tb.vqa(im, q) for im, q in zip(images, qs)]
+    assert all(isinstance(a, str) for a in one)
+    assert be.vqa_batch(images, [{"question": q} for q in qs]) == one
+    assert isinstance(tb.caption(images[0]), str)
+    assert be.cache_tag().startswith("vpd_vlm:1:") and len(be.weight_hash()) == 12

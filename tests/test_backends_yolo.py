@@ -1,0 +1,87 @@
+"""Ultralytics YOLO on a random-init ``yolov8n.yaml`` and YOLO-World on ``yolov8s-worldv2.yaml``
+with a tiny CLIP text tower (all offline): box formats, class mapping, thresholds, batching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vpd.tools import UnsupportedQuery, load
+from vpd.tools.backends.yolo import COCO_CLASSES, query_to_class
+from vpd.tools.tiny_models import make_tiny
+
+
+def _img(seed: int, h: int, w: int) -> Image.Image:
+    return Image.fromarray(np.random.RandomState(seed).randint(0, 255, (h, w, 3), dtype=np.uint8))
+
+
+IMAGES = [_img(0, 96, 128), _img(1, 64, 64), _img(2, 96, 128)]
+
+
+@pytest.mark.parametrize("query,cls", [("red car", "car"), ("two people", "person"), ("the women", "person"),
+                                       ("cars", "car"), ("traffic lights", "traffic light"),
+                                       ("a hot dog", "hot dog"), ("dogs", "dog"), ("the phone", "cell phone"),
+                                       ("wine glasses", "wine glass"), ("buses", "bus")])
+def test_query_to_coco_class(query, cls):
+    assert query_to_class(query, list(COCO_CLASSES)) == cls
+
+
+def test_unknown_query_is_refused_not_guessed():
+    with pytest.raises(UnsupportedQuery, match="unicorn"):
+        query_to_class("a unicorn", list(COCO_CLASSES))
+
+
+def _check_boxes(boxes, image, label):
+    w, h = image.size
+    for b in boxes:
+        assert 0 <= b.x0 <= b.x1 <= w and 0 <= b.y0 <= b.y1 <= h
+        assert b.label == label and 0.0 <= b.score <= 1.0
+    assert [b.score for b in boxes] == sorted((b.score for b in boxes), reverse=True)
+
+
+def _same(a, b):
+    assert [x.label for x in a] == [x.label for x in b]
+    np.testing.assert_allclose([[x.x0, x.y0, x.x1, x.y1, x.score] for x in a],
+                               [[x.x0, x.y0, x.x1, x.y1, x.score] for x in b], rtol=1e-4, atol=1e-3)
+
+
+def test_ultralytics_random_init_yolov8n():
+    torch.manual_seed(0)
+    tb = load({"detect": {"backend": "ultralytics", "model_path": "yolov8n.yaml", "threshold": 1e-7, "imgsz": 128}})
+    be = tb.backends["detect"]
+    assert be.cache_tag().endswith("random-yolov8n.yaml")
+    boxes = be.detect(IMAGES[0], "two people")
+    assert boxes, "a random-init head still scores every anchor above 1e-7"
+    _check_boxes(boxes, IMAGES[0], "person")
+    queries = ["person", "cars", "dog"]
+    one = [be.detect(im, q) for im, q in zip(IMAGES, queries)]
+    batch = be.detect_batch(IMAGES, [{"query": q} for q in queries])
+    for a, b in zip(one, batch):
+        _same(a, b)
+    mixed = be.detect_batch(IMAGES[:2], [{"query": "unicorn"}, {"query": "person"}])
+    assert isinstance(mixed[0], UnsupportedQuery) and isinstance(mixed[1], list)
+    cut = float(np.median([b.score for b in boxes]))
+    strict = load({"detect": {"backend": "ultralytics", "model_path": "yolov8n.yaml", "threshold": cut, "imgsz": 128}})
+    strict.backends["detect"].model = be.model  # same random weights
+    kept = strict.backends["detect"].detect(IMAGES[0], "person")
+    assert all(b.score >= cut for b in kept) and len(kept) <= len(boxes)
+
+
+def test_yolo_world_open_vocabulary_with_local_clip_text(tmp_path):
+    clip = make_tiny("clip512", tmp_path / "clip512")
+    torch.manual_seed(0)
+    be = load({"detect": {"backend": "yolo_world", "model_path": "yolov8s-worldv2.yaml", "clip_text_model": str(clip),
+                          "threshold": 1e-7, "imgsz": 128}}).backends["detect"]
+    emb = be.text_embedding("unicorn")
+    assert emb.shape == (512,) and float(emb.norm()) == pytest.approx(1.0, abs=1e-5)
+    boxes = be.detect(IMAGES[0], "unicorn")  # any words: open vocabulary
+    assert boxes
+    _check_boxes(boxes, IMAGES[0], "unicorn")
+    queries = ["unicorn", "red car", "unicorn"]
+    one = [be.detect(im, q) for im, q in zip(IMAGES, queries)]
+    batch = be.detect_batch(IMAGES, [{"query": q} for q in queries])
+    for a, b in zip(one, batch):
+        _same(a, b)
+    assert be.model.model.names in ({0: "unicorn"}, {0: "red car"})  # one class per set_classes group
