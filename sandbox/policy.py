@@ -155,8 +155,27 @@ class _Checker(ast.NodeVisitor):
         self.generic_visit(node)
 
 
-class _DropAnnotations(ast.NodeTransformer):
-    """``x: T = v`` -> ``x = v``; ``x: T`` -> ``pass`` (RestrictedPython refuses AnnAssign)."""
+def _pure(node: ast.AST) -> bool:
+    """An expression that is safe to evaluate twice (no calls, no side effects)."""
+    if isinstance(node, (ast.Name, ast.Constant)):
+        return True
+    if isinstance(node, ast.Attribute):
+        return _pure(node.value)
+    if isinstance(node, ast.Tuple):
+        return all(_pure(e) for e in node.elts)
+    if isinstance(node, ast.UnaryOp):
+        return _pure(node.operand)
+    if isinstance(node, ast.BinOp):
+        return _pure(node.left) and _pure(node.right)
+    return False
+
+
+class _Rewrite(ast.NodeTransformer):
+    """Rewrites RestrictedPython refuses but programs use.
+
+    ``x: T = v`` -> ``x = v`` and ``x: T`` -> ``pass``; ``d[k] += v`` -> ``d[k] = d[k] + v`` when
+    ``d`` and ``k`` are free of calls (e.g. ``counts[color] += 1``).
+    """
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.AST:
         new: ast.AST
@@ -165,6 +184,15 @@ class _DropAnnotations(ast.NodeTransformer):
         else:
             new = ast.Assign(targets=[node.target], value=node.value)
         return ast.copy_location(new, node)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:
+        target = node.target
+        if isinstance(target, ast.Subscript) and _pure(target.value) and _pure(target.slice):
+            load = ast.Subscript(value=target.value, slice=target.slice, ctx=ast.Load())
+            value = ast.BinOp(left=load, op=node.op, right=node.value)
+            new = ast.Assign(targets=[target], value=value)
+            return ast.fix_missing_locations(ast.copy_location(new, node))
+        return node
 
 
 def check_source(source: str) -> ast.Module:
@@ -186,7 +214,7 @@ def check_source(source: str) -> ast.Module:
             checker.reasons.append(f"line {line}: {name!r} is not available in the sandbox")
     if checker.reasons:
         raise PolicyViolation(checker.reasons)
-    return _DropAnnotations().visit(tree)
+    return _Rewrite().visit(tree)
 
 
 def compile_program(source: str) -> CodeType:

@@ -69,6 +69,7 @@ def test_ultralytics_random_init_yolov8n():
     assert all(b.score >= cut for b in kept) and len(kept) <= len(boxes)
 
 
+@pytest.mark.slow
 def test_yolo_world_open_vocabulary_with_local_clip_text(tmp_path):
     clip = make_tiny("clip512", tmp_path / "clip512")
     torch.manual_seed(0)

@@ -166,7 +166,8 @@ def test_ray_engine_matches_local_engine(ray_cluster, local_run, shapes_dir, rec
     assert sorted(ids) == sorted(_candidate_ids(local_out)) and len(ids) == len(set(ids)) == 40
     rep = summary["report"]
     assert rep["examples"] == local_report["examples"] == 40
-    assert rep["overall"]["verified"] == local_report["overall"]["verified"]
+    assert rep["overall"]["verified_share"] == local_report["overall"]["verified_share"] > 0
+    assert rep["llm"]["llm_requests"] == local_report["llm"]["llm_requests"] > 0
     # the tools ran in the actor, batched across the shards' programs
     assert sum(a["calls"] for a in summary["tool_actors"]) > 0
     assert len({r["shard"] for r in summary["results"]}) == len(summary["results"]) >= 2

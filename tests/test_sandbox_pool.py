@@ -147,3 +147,9 @@ def test_closed_pool_refuses_work():
 def test_result_round_trips_json(pool):
     r = pool.run(FIND, image=Image.new("RGB", (40, 40)))
     assert ExecutionResult.from_json(r.to_json()) == r
+
+
+def test_augmented_item_assignment_runs(pool):
+    src = ("def execute_command(image):\n    counts = {'red': 1}\n    for c in ['red', 'red']:\n"
+           "        counts[c] += 1\n    xs = [1, 2]\n    xs[0] *= 5\n    return [counts, xs]\n")
+    assert pool.run(src).answer == [{"red": 3}, [5, 2]]

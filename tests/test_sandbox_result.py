@@ -82,10 +82,12 @@ def test_good_tool_request_passes():
 
 
 def _pipe_with(data: bytes) -> protocol.FrameReader:
-    r, w = os.pipe()
-    os.write(w, data)
-    os.close(w)
-    return protocol.FrameReader(r)
+    import tempfile
+
+    f = tempfile.TemporaryFile()
+    f.write(data)
+    f.seek(0)
+    return protocol.FrameReader(os.dup(f.fileno()))
 
 
 def test_frame_round_trip():

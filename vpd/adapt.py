@@ -128,7 +128,7 @@ def _vpd(args: list[str]) -> None:
 
 def train_student(mixture: Path, out: Path, *, preset: str, steps: int, seed: int) -> Path:
     """Train a student on ``mixture`` with ``vpd train`` (a subprocess: memory is freed after)."""
-    _vpd(["train", "--data", str(mixture), "--out", str(out), "--preset", preset, "--steps", str(steps),
+    _vpd(["train", "--data", str(mixture), "--out", str(out), "--model", preset, "--steps", str(steps),
           "--seed", str(seed)])
     return out
 

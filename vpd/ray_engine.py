@@ -265,6 +265,7 @@ def synth_shard(cfg_dict: dict[str, Any], shard: int, records: list[dict[str, An
         finally:
             toolbox.close()  # stops this shard's batching threads; models stay loaded
         sessions = RunStore(cfg.out).read_manifest().get("sessions", [])
+        verified = int(round(result.report.get("overall", {}).get("verified_share", 0.0) * len(records)))
         merged = Path(tmp) / "merged.jsonl"
         with merged.open("wb") as dst:
             for part in RunStore(cfg.out).shards():
@@ -272,7 +273,7 @@ def synth_shard(cfg_dict: dict[str, Any], shard: int, records: list[dict[str, An
         if not shard_committed(out, shard):  # a concurrent attempt may have won: same content
             commit_file(merged, out, SHARD_NAME.format(shard))
     return {"shard": shard, "skipped": False, "examples": len(records), "seconds": round(time.time() - t0, 3),
-            "verified": result.report.get("overall", {}).get("verified"), "pid": os.getpid(),
+            "verified": verified, "pid": os.getpid(),
             "session": sessions[-1] if sessions else {}}
 
 

@@ -48,12 +48,13 @@ def read_answers(path: Path) -> dict[str, dict[str, JSON]]:
 
 def predict_with_model(model: str | Path, examples: list[Example], *, work: Path, batch_size: int = 8,
                        max_new_tokens: int = 16) -> dict[str, dict[str, JSON]]:
-    """Answers of a student checkpoint, via ``vpd predict`` (runs in a subprocess, memory freed after)."""
+    """Answers of a student checkpoint, via ``vpd predict`` (runs in a subprocess, memory freed after).
+
+    ``max_new_tokens`` is kept for API stability; ``vpd predict`` uses its own default length."""
     data = write_questions(examples, work / "questions")
     out = work / "model_predictions.jsonl"
     cmd = [sys.executable, "-c", "from vpd.cli import main; main()", "predict", "--model", str(model),
-           "--data", str(data), "--out", str(out), "--batch-size", str(batch_size),
-           "--max-new-tokens", str(max_new_tokens)]
+           "--data", str(data), "--out", str(out), "--batch", str(batch_size)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]

@@ -93,7 +93,7 @@ def run_cmd(tool: str = typer.Argument(..., help="Tool name, e.g. detect, vqa, o
             arg: list[str] = typer.Option([], "--arg", help="Tool argument key=value (repeatable); JSON values allowed."),
             tools: str = typer.Option("shapes", "--tools", help="Tools spec: backend name, 'a,tool=b' or a YAML file."),
             draw: Optional[Path] = typer.Option(None, "--draw", help="For box tools: write the image with boxes to this PNG.")) -> None:
-    """Run one tool once and print its JSON result (boxes: [x0, y0, x1, y1, score, label] pixels)."""
+    """Run one tool once and print its JSON result (box tools: rows of x0, y0, x1, y1, score, label in pixels)."""
     import time
 
     from vpd.tools import load
