@@ -19,7 +19,8 @@ from vpd.datasets import read_examples
 from vpd.distill.vlm_checkpoint import load_student
 from vpd.distill.vlm_decode import SamplingConfig, generate
 from vpd.distill.vlm_model import PaliGemma
-from vpd.distill.vlm_preprocess import encode_prompts, label_prompt, preprocess_image, rationale_prompt
+from vpd.distill.mixture import label_prefix, rationale_prefix
+from vpd.distill.vlm_preprocess import encode_prompts, preprocess_image
 from vpd.distill.vlm_tokenizer import VLMTokenizer
 from vpd.types import Example
 
@@ -102,8 +103,8 @@ def predict_dataset(ckpt: str | Path, data: str | Path, out: str | Path, *, rati
                     fh.write(json.dumps(Prediction(id=ex.id, prediction=None, error=str(exc)).to_dict()) + "\n")
             if good:
                 px = np.stack(pixels)
-                answers = predictor.generate(px, [label_prompt(e.question, e.choices) for e in good], max_answer_tokens)
-                rats = (predictor.generate(px, [rationale_prompt(e.question, e.choices) for e in good], n_rat)
+                answers = predictor.generate(px, [label_prefix(e) for e in good], max_answer_tokens)
+                rats = (predictor.generate(px, [rationale_prefix(e) for e in good], n_rat)
                         if rationale else [None] * len(good))
                 for ex, a, r in zip(good, answers, rats):
                     fh.write(json.dumps(Prediction(id=ex.id, prediction=a, rationale=r).to_dict()) + "\n")

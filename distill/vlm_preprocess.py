@@ -12,7 +12,7 @@ Text (PaliGemma's layout; image tokens come first, inside the model)::
 
 :func:`encode_example` pads to static lengths (``valid``/``suffix`` masks) for training;
 :func:`encode_prompts` left-pads prompts for batched decoding (the last position is always real).
-Prompt texts for the mixture tasks follow docs/contracts.md ("Mixtures").
+Prompt texts come from :mod:`vpd.distill.mixture` (``label_prefix``, ``rationale_prefix``).
 """
 
 from __future__ import annotations
@@ -27,10 +27,6 @@ from PIL import Image
 
 from vpd.distill.vlm_tokenizer import VLMTokenizer
 from vpd.images import load_image
-
-LABEL_INSTRUCTION = "Answer with a single word or phrase."
-RATIONALE_INSTRUCTION = "Explain the rationale to answer the question."
-
 
 def to_rgb(image: Image.Image) -> Image.Image:
     """RGB version of any PIL image (alpha composited on white; I/I;16/F greyscale rescaled)."""
@@ -65,24 +61,6 @@ def normalize(pixels_uint8: np.ndarray) -> Float[np.ndarray, "... S S 3"]:
 def preprocess_image(image: Image.Image | str | Path, size: int) -> Float[np.ndarray, "S S 3"]:
     """PaliGemma pixels: RGB, bilinear resize to ``size`` x ``size``, values in [-1, 1]."""
     return normalize(resize_uint8(image, size))
-
-
-def format_question(question: str, choices: Sequence[str] | None = None) -> str:
-    """The question, with multiple-choice options listed as ``A. red`` lines after it."""
-    if not choices:
-        return question
-    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    return question + "\n" + "\n".join(f"{letters[i]}. {c}" for i, c in enumerate(choices))
-
-
-def label_prompt(question: str, choices: Sequence[str] | None = None) -> str:
-    """The label task's prefix (answer only)."""
-    return f"{format_question(question, choices)}\n{LABEL_INSTRUCTION}"
-
-
-def rationale_prompt(question: str, choices: Sequence[str] | None = None) -> str:
-    """The rationale task's prefix (explain, then "So the answer is …")."""
-    return f"{format_question(question, choices)}\n{RATIONALE_INSTRUCTION}"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -358,4 +358,5 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(shapes_dir, tmp_path)
     assert va == vb and len(vb) == len(set(vb))
     report = json.loads((tmp_path / "B" / "report.json").read_text())
     assert report["examples"] == 40
-    assert report["sessions"] == 1  # the killed session left no session record; its examples count
+    # the killed session is on record only if it reached a checkpoint (every 10 s) before the kill
+    assert report["sessions"] in (1, 2)

@@ -17,7 +17,7 @@ from vpd.cli import app
 from vpd.datasets import read_examples
 from vpd.distill.vlm_config import preset
 from vpd.distill.vlm_model import build_model
-from vpd.distill.vlm_preprocess import label_prompt, rationale_prompt
+from vpd.distill.mixture import label_prefix, rationale_prefix
 from vpd.distill.vlm_train import Trainer, TrainConfig, batch_rows, smoke_recipe, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,8 +32,8 @@ def write_mixture(shapes_dir: Path, out: Path, n: int = 12) -> Path:
         for ex in examples[:n]:
             objs = ex.metadata.get("scene", [])[:2]
             rat = " ".join(f"There is a {o['color']} {o['shape']} at {' '.join(map(str, o['bbox']))}." for o in objs)
-            for task, prefix, suffix in [("label", label_prompt(ex.question, ex.choices), ex.answer),
-                                         ("rationale", rationale_prompt(ex.question, ex.choices),
+            for task, prefix, suffix in [("label", label_prefix(ex), ex.answer),
+                                         ("rationale", rationale_prefix(ex),
                                           f"{rat} So the answer is {ex.answer}.")]:
                 fh.write(json.dumps({"id": f"{ex.id}-{task}", "image": ex.image, "prefix": prefix, "suffix": suffix,
                                      "task": task, "source": "test", "weight": 1.0, "example_id": ex.id}) + "\n")
