@@ -95,6 +95,15 @@ def read_run_examples(run: str | Path, stats: ReadStats | None = None) -> list[E
     """Every distinct example of a run (from ``candidates-*.jsonl`` and ``verified.jsonl``), by id."""
     run = Path(run)
     seen: dict[str, Example] = {}
+    if (run / "examples.jsonl").is_file():  # a labelled dataset folder: its examples join (label task)
+        from vpd.datasets import iter_examples
+
+        bad: list[Any] = []
+        for ex in iter_examples(run, bad):
+            seen.setdefault(ex.id, ex)
+        if stats is not None:
+            for b in bad:
+                stats.add(f"{b.path} line {b.line}", ValueError(b.error))
     files = sorted(run.glob("candidates-*.jsonl")) + [run / "verified.jsonl"]
     for file in files:
         if not file.is_file():

@@ -106,8 +106,12 @@ def _passed(cand: dict[str, Any]) -> bool:
     return bool(isinstance(v, dict) and v.get("lenient"))
 
 
-def collect(run_dir: str | Path) -> RunView:
-    """Read a run folder into a :class:`RunView`."""
+def collect(run_dir: str | Path, also: list[str | Path] | tuple = ()) -> RunView:
+    """Read a run folder into a :class:`RunView`.
+
+    ``also``: more folders (a student checkpoint, an LSKD run, an eval folder) whose training
+    metrics, eval results and LSKD triples join the report.
+    """
     root = Path(run_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"run folder not found: {root}")
@@ -161,13 +165,16 @@ def collect(run_dir: str | Path) -> RunView:
             qtype=str(ex.get("qtype") or "unknown"), choices=ex.get("choices"), candidates=cands,
             chosen=chosen_idx, rationale=rationales.get(ex_id), verdict=verdict, category=category,
             tools=[t for t in tools if t]))
-    lskd = list(_read_jsonl(root / "lskd.jsonl", bad))
+    folders = [root] + [Path(a) for a in also if Path(a).is_dir()]
+    lskd = [rec for f in folders for rec in _read_jsonl(f / "lskd.jsonl", bad)]
     metrics: dict[str, list[dict[str, Any]]] = {}
-    for mfile in sorted(root.rglob("metrics.jsonl")):
-        metrics[str(mfile.parent.relative_to(root)) or "."] = list(_read_jsonl(mfile, bad))
     evals: dict[str, dict[str, Any]] = {}
-    for rfile in sorted(root.rglob("results.json")):
-        evals[str(rfile.parent.relative_to(root)) or "."] = _read_json(rfile)
+    for folder in folders:
+        tag = "" if folder == root else folder.name + "/"
+        for mfile in sorted(folder.rglob("metrics.jsonl")):
+            metrics[(tag + str(mfile.parent.relative_to(folder))).rstrip("/.") or "."] = list(_read_jsonl(mfile, bad))
+        for rfile in sorted(folder.rglob("results.json")):
+            evals[(tag + str(rfile.parent.relative_to(folder))).rstrip("/.") or "."] = _read_json(rfile)
     return RunView(root=root, examples=examples, report=_read_json(root / "report.json"),
                    manifest=_read_json(root / "manifest.json"), lskd=lskd, metrics=metrics,
                    evals=evals, bad_lines=bad[0])

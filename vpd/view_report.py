@@ -118,9 +118,13 @@ def _plots(view: RunView, summary: dict[str, Any], files: Path) -> list[str]:
     return names
 
 
-def write_report(run_dir: str | Path, out: str | Path | None = None, *, progress: bool = True) -> Path:
-    """Write the report for ``run_dir``; returns the path of ``report.html``."""
-    view = collect(run_dir)
+def write_report(run_dir: str | Path, out: str | Path | None = None, *, progress: bool = True,
+                 also: list[str | Path] | tuple = ()) -> Path:
+    """Write the report for ``run_dir``; returns the path of ``report.html``.
+
+    ``also``: extra folders (student checkpoint, LSKD run, evals) shown in the same report.
+    """
+    view = collect(run_dir, also)
     out_html = Path(out) if out else view.root / "report.html"
     out_html.parent.mkdir(parents=True, exist_ok=True)
     files = out_html.parent / f"{out_html.stem}_files"
