@@ -37,6 +37,12 @@ def _gelu(x: Array) -> Array:
     return jax.nn.gelu(x, approximate=True)
 
 
+def _dense(layer, x: Float[Array, "... D"]) -> Float[Array, "... E"]:
+    """Apply a linear layer on the flattened ``[rows, D]`` view (XLA:CPU runs 2-D matmuls ~3x faster)."""
+    y = layer(x.reshape(-1, x.shape[-1]))
+    return y.reshape(*x.shape[:-1], y.shape[-1])
+
+
 # ---------------------------------------------------------------- vision (SigLIP)
 class SiglipAttention(nnx.Module):
     def __init__(self, cfg: VisionConfig, *, rngs: nnx.Rngs) -> None:
@@ -50,10 +56,10 @@ class SiglipAttention(nnx.Module):
     def __call__(self, x: Float[Array, "B N D"]) -> Float[Array, "B N D"]:
         b, n, d = x.shape
         hd = d // self.heads
-        q, k, v = (p(x).reshape(b, n, self.heads, hd) for p in (self.q_proj, self.k_proj, self.v_proj))
+        q, k, v = (_dense(p, x).reshape(b, n, self.heads, hd) for p in (self.q_proj, self.k_proj, self.v_proj))
         att = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) * hd**-0.5
         att = jax.nn.softmax(att, axis=-1).astype(v.dtype)
-        return self.out_proj(jnp.einsum("bhqk,bkhd->bqhd", att, v).reshape(b, n, d))
+        return _dense(self.out_proj, jnp.einsum("bhqk,bkhd->bqhd", att, v).reshape(b, n, d))
 
 
 class SiglipBlock(nnx.Module):
@@ -67,7 +73,7 @@ class SiglipBlock(nnx.Module):
 
     def __call__(self, x: Float[Array, "B N D"]) -> Float[Array, "B N D"]:
         x = x + self.self_attn(self.layer_norm1(x))
-        return x + self.fc2(_gelu(self.fc1(self.layer_norm2(x))))
+        return x + _dense(self.fc2, _gelu(_dense(self.fc1, self.layer_norm2(x))))
 
 
 class VisionEncoder(nnx.Module):
@@ -132,19 +138,24 @@ class GemmaAttention(nnx.Module):
         """Attend; with ``kv`` (cache ``[B, S, K, hd]`` each), write this step's k/v at ``index``."""
         c = self.cfg
         b, t, _ = x.shape
-        q = rope(self.q_proj(x).reshape(b, t, c.heads, c.head_dim), positions, c.rope_theta)
-        k = rope(self.k_proj(x).reshape(b, t, c.kv_heads, c.head_dim), positions, c.rope_theta)
-        v = self.v_proj(x).reshape(b, t, c.kv_heads, c.head_dim)
+        q = rope(_dense(self.q_proj, x).reshape(b, t, c.heads, c.head_dim), positions, c.rope_theta)
+        k = rope(_dense(self.k_proj, x).reshape(b, t, c.kv_heads, c.head_dim), positions, c.rope_theta)
+        v = _dense(self.v_proj, x).reshape(b, t, c.kv_heads, c.head_dim)
         if kv is not None:
             k = jax.lax.dynamic_update_slice(kv[0], k.astype(kv[0].dtype), (0, index, 0, 0))
             v = jax.lax.dynamic_update_slice(kv[1], v.astype(kv[1].dtype), (0, index, 0, 0))
         g = c.heads // c.kv_heads
-        q = q.reshape(b, t, c.kv_heads, g, c.head_dim)
-        att = jnp.einsum("btkgd,bskd->bkgts", q, k.astype(q.dtype)).astype(jnp.float32) * c.head_dim**-0.5
+        s = k.shape[1]
+        # [B, K, G*T, hd] x [B, K, S, hd]: one batched matmul per kv head (fewer transposes on CPU)
+        qg = q.reshape(b, t, c.kv_heads, g, c.head_dim).transpose(0, 2, 3, 1, 4).reshape(b, c.kv_heads, g * t, -1)
+        kk, vv = k.astype(q.dtype).transpose(0, 2, 1, 3), v.astype(q.dtype).transpose(0, 2, 1, 3)
+        att = jnp.einsum("bkqd,bksd->bkqs", qg, kk).astype(jnp.float32) * c.head_dim**-0.5
+        att = att.reshape(b, c.kv_heads, g, t, s)
         att = jnp.where(mask[:, None, None], att, _NEG)
-        att = jax.nn.softmax(att, axis=-1).astype(q.dtype)
-        out = jnp.einsum("bkgts,bskd->btkgd", att, v.astype(q.dtype)).reshape(b, t, c.heads * c.head_dim)
-        return self.o_proj(out), (k, v)
+        att = jax.nn.softmax(att, axis=-1).astype(q.dtype).reshape(b, c.kv_heads, g * t, s)
+        out = jnp.einsum("bkqs,bksd->bkqd", att, vv).reshape(b, c.kv_heads, g, t, c.head_dim)
+        out = out.transpose(0, 3, 1, 2, 4).reshape(b, t, c.heads * c.head_dim)
+        return _dense(self.o_proj, out), (k, v)
 
 
 class GemmaBlock(nnx.Module):
@@ -160,7 +171,7 @@ class GemmaBlock(nnx.Module):
         h, kv = self.self_attn(self.input_layernorm(x), positions, mask, kv, index)
         x = x + h
         h = self.post_attention_layernorm(x)
-        return x + self.down_proj(_gelu(self.gate_proj(h)) * self.up_proj(h)), kv
+        return x + _dense(self.down_proj, _gelu(_dense(self.gate_proj, h)) * _dense(self.up_proj, h)), kv
 
 
 def prefix_lm_mask(valid: Bool[Array, "B L"], suffix: Bool[Array, "B L"]) -> Bool[Array, "B L L"]:
@@ -186,7 +197,7 @@ class PaliGemma(nnx.Module):
 
     # -- pieces
     def embed_image(self, pixels: Float[Array, "B H W 3"]) -> Float[Array, "B N D"]:
-        return self.projector(self.vision(pixels))
+        return _dense(self.projector, self.vision(pixels))
 
     def embed_text(self, tokens: Int[Array, "B T"]) -> Float[Array, "B T D"]:
         table = self.embedder.embedding[...]
@@ -202,7 +213,7 @@ class PaliGemma(nnx.Module):
         return x, full_valid, full_suffix
 
     def _logits(self, h: Float[Array, "B T D"]) -> Float[Array, "B T V"]:
-        return self.embedder.attend(self.final_norm(h))
+        return _dense(self.embedder.attend, self.final_norm(h))
 
     # -- training / scoring
     def __call__(self, pixels: Float[Array, "B H W 3"], tokens: Int[Array, "B T"], valid: Bool[Array, "B T"],

@@ -228,8 +228,11 @@ def _update(trainable, frozen, opt_state, batch, *, graphdef, cfg: TrainConfig, 
         (n, d), g = grad_fn(trainable, mb)
         return (jax.tree.map(jnp.add, grads, g), num + n, den + d), None
 
-    zeros = jax.tree.map(jnp.zeros_like, trainable)
-    (grads, num, den), _ = jax.lax.scan(accumulate, (zeros, 0.0, 0.0), batch)
+    if cfg.accum == 1:
+        (num, den), grads = grad_fn(trainable, jax.tree.map(lambda x: x[0], batch))
+    else:
+        zeros = jax.tree.map(jnp.zeros_like, trainable)
+        (grads, num, den), _ = jax.lax.scan(accumulate, (zeros, 0.0, 0.0), batch)
     den = jnp.maximum(den, 1e-9)
     grads = jax.tree.map(lambda g: g / den, grads)
     updates, opt_state = tx.update(grads, opt_state, trainable)
@@ -433,6 +436,8 @@ def train(data: str | Path, model_spec: str, out: str | Path, cfg: TrainConfig, 
             if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end:
                 mgr.save(step + 1, args=ckpt.ocp.args.StandardSave(trainer.state_tree(step + 1)))
             bar.update(task, completed=step + 1, loss=f"{loss:.4f}")
+    if end == start == 0:  # an untrained model (a baseline): save its initial state
+        mgr.save(0, args=ckpt.ocp.args.StandardSave(trainer.state_tree(0)))
     mgr.wait_until_finished()
     mgr.close()
     _write_loss_png(metrics_file, out / "loss.png")

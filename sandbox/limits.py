@@ -1,7 +1,8 @@
 """OS-level isolation of a worker process (Linux).
 
 Host side: :func:`scrubbed_env` and :func:`worker_command` (a clean interpreter: ``python -I -B
--m vpd.sandbox.worker``, started in its own session/process group with an empty temporary cwd).
+-m vpd.sandbox.worker``, started in its own session/process group with an empty temporary cwd,
+which the host deletes once the worker is ready).
 
 Worker side, at start (:func:`isolate`), in this order:
 

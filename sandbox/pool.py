@@ -164,6 +164,9 @@ class _Slot:
         self.isolation = {str(k): str(v) for k, v in dict(msg.get("isolation") or {}).items()}
         assert self.proc is not None and self.proc.stderr is not None
         self.proc.stderr.close()  # the worker has pointed its stderr at /dev/null
+        # The empty cwd is deleted once the worker is in it: nothing can be created there, and no
+        # directory is left behind if this host dies without closing the pool.
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
 
     def _stderr_tail(self) -> str:
         assert self.proc is not None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from PIL import Image
 from typer.testing import CliRunner
 
 from vpd.cli import app

@@ -95,9 +95,11 @@ def test_runs_in_own_process_group(pool):
     assert os.getpgid(pid) == pid != os.getpgid(0)
 
 
-def test_cwd_is_an_empty_temp_dir(pool):
-    cwd = os.readlink(f"/proc/{_pid(pool)}/cwd")
-    assert cwd.startswith("/tmp/vpd-sbx-") and os.listdir(cwd) == []
+def test_cwd_is_an_empty_deleted_temp_dir(pool):
+    pid = _pid(pool)
+    cwd = os.readlink(f"/proc/{pid}/cwd")
+    assert cwd.startswith("/tmp/vpd-sbx-") and cwd.endswith("(deleted)")
+    assert os.listdir(f"/proc/{pid}/cwd") == []
 
 
 def test_protocol_pipes_are_off_stdin_stdout(pool):

@@ -423,5 +423,34 @@ def _finish_local(cfg: SynthConfig, counts: dict[str, Any], summary: dict[str, A
     return report
 
 
-__all__ = ["run_synth_ray", "synth_shard", "partition", "ToolActorImpl", "ActorBackend", "actor_toolbox",
+def run_ray_cli(cfg: SynthConfig, **options: Any) -> int:
+    """``vpd synth --engine ray``: run, print the report, return the exit code (2 on a usage error)."""
+    import typer
+
+    from vpd.runs import ConfigMismatchError, RunExistsError
+
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        typer.secho("--engine ray needs Ray: pip install 'vpd[ray]'", fg="red", err=True)
+        return 2
+    try:
+        summary = run_synth_ray(cfg, **options)
+    except (RunExistsError, ConfigMismatchError) as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        return 2
+    done = [r for r in summary["results"] if not r.get("skipped")]
+    typer.echo(f"ray: {len(done)} shards run ({len(summary['results']) - len(done)} already committed), "
+               f"{summary['examples'] - summary['already_done']} examples in {summary['seconds']:.1f} s")
+    if "report" in summary:
+        from vpd.synth_report import print_report
+
+        print_report(summary["report"])
+        typer.echo(f"run written to {cfg.out} (report.json, verified.jsonl, candidates-*.jsonl)")
+    else:
+        typer.echo(f"shards committed under {cfg.out}; copy them locally and run `vpd synth-report` for the report")
+    return 0
+
+
+__all__ = ["run_ray_cli", "run_synth_ray", "synth_shard", "partition", "ToolActorImpl", "ActorBackend", "actor_toolbox",
            "commit_file", "committed_ids", "committed_shards", "shard_committed"]

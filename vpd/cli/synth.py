@@ -14,7 +14,7 @@ from vpd.cli import app
 @app.command("synth")
 def synth(
     data: Path = typer.Option(..., "--data", help="Dataset folder (examples.jsonl + images/) or a .jsonl file."),
-    out: Path = typer.Option(..., "--out", help="Run directory (runs/NAME)."),
+    out: str = typer.Option(..., "--out", help="Run directory (runs/NAME); with --engine ray also an fsspec URI (s3://…)."),
     llm: str = typer.Option("gemma", "--llm", help="Sampler spec: gemma | openai:MODEL@URL | transformers:PATH | "
                                                   "llamacpp:PATH.gguf | replay:FILE.jsonl|RUN_DIR"),
     tools: str = typer.Option("shapes", "--tools", help="Tools spec: a backend name, 'shapes,vqa=blip', or a YAML file."),
@@ -40,6 +40,11 @@ def synth(
                                       help="Make candidate 0 greedy and sample the other k-1."),
     llm_batch: int = typer.Option(1, "--llm-batch", min=1, help="Questions per sampler request (1 = reproducible per question)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    engine: str = typer.Option("local", "--engine", help="local (this machine) | ray (shards as Ray tasks; pip install vpd[ray])."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (HOST:6379 | auto); default: start a local one."),
+    shards: Optional[int] = typer.Option(None, "--shards", min=1, help="Ray: number of shards (default 4 per cluster CPU)."),
+    tool_actors: int = typer.Option(1, "--tool-actors", min=1, help="Ray: actors hosting the tool backends."),
+    actor_gpus: float = typer.Option(0.0, "--actor-gpus", min=0.0, help="Ray: GPUs per tool actor (fractions allowed)."),
 ) -> None:
     """Sample k programs per question, run them in the sandbox, check them against the labels, write RUN."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -59,6 +64,13 @@ def synth(
                       llm_batch=llm_batch, greedy_first=greedy_first, progress=not quiet)
     from vpd.runs import ConfigMismatchError, RunExistsError
 
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter("--engine must be 'local' or 'ray'", param_hint="--engine")
+    if engine == "ray":
+        from vpd.ray_engine import run_ray_cli
+
+        raise typer.Exit(run_ray_cli(cfg, address=address, shards=shards, tool_actors=tool_actors,
+                                     actor_gpus=actor_gpus))
     try:
         result = run_synth(cfg)
     except (RunExistsError, ConfigMismatchError) as exc:
