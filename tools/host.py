@@ -81,14 +81,18 @@ class ToolHost:
             full = self._images[image_id]
             x0, y0, x1, y1 = _clip_box(box, full.width, full.height)
             crop_box = Box(x0=x0, y0=y0, x1=x1, y1=y1)
-            image = full if (x0, y0, x1, y1) == (0, 0, full.width, full.height) else full.crop((x0, y0, x1, y1))
-            ox, oy = x0, y0
+            if spec.whole_image:  # the backend sees the full image and the patch as `box`
+                image = full
+                args = {**args, "box": [x0, y0, x1, y1]}
+            else:
+                image = full if (x0, y0, x1, y1) == (0, 0, full.width, full.height) else full.crop((x0, y0, x1, y1))
+                ox, oy = x0, y0
         t0 = time.perf_counter()
         error: str | None = None
         result: Any = None
         cached = False
         try:
-            if spec.needs_image and (image.width == 0 or image.height == 0):  # type: ignore[union-attr]
+            if spec.needs_image and (crop_box is not None and (crop_box.width == 0 or crop_box.height == 0)):
                 result = [] if spec.returns_boxes else _empty_result(tool)
             else:
                 result, cached = self.toolbox.call_json(tool, image, **args)

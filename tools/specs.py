@@ -30,6 +30,9 @@ class ToolSpec:
     patch_methods: tuple[str, ...] = ()
     functions: tuple[str, ...] = ()
     returns_boxes: bool = False
+    #: The backend sees the whole image plus ``box`` (pixels of the full image) instead of a crop, so
+    #: results for different patches of one image are comparable (depth maps are relative per image).
+    whole_image: bool = False
 
 
 TOOLS: Registry[ToolSpec] = Registry("tool")
@@ -62,8 +65,10 @@ _tool(name="best_text_match", signature="best_text_match(image, options: list[st
       doc="The option that best describes the image.",
       patch_methods=("best_text_match",), functions=("best_image_match",))
 _tool(name="depth", signature="depth(image) -> float",
-      doc="Median relative depth of the image region (larger is farther, unitless).",
-      patch_methods=("compute_depth",))
+      doc=("Median relative depth inside the patch (larger is farther, unitless). The backend gets the "
+           "whole image and the patch as `box` [x0, y0, x1, y1] in pixels, as ViperGPT computes depth "
+           "on the full image and takes the median inside the box."),
+      patch_methods=("compute_depth",), whole_image=True)
 _tool(name="llm_query", signature="llm_query(question: str, long_answer: bool) -> str",
       doc="Ask a language model a knowledge question (no image).", needs_image=False,
       patch_methods=("llm_query",), functions=("llm_query", "process_guesses"))

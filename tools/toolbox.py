@@ -141,8 +141,9 @@ class Toolbox:
     def best_text_match(self, image: Image.Image | str | Path, options: list[str]) -> str:
         return self.call("best_text_match", image, options=list(options))
 
-    def depth(self, image: Image.Image | str | Path) -> float:
-        return self.call("depth", image)
+    def depth(self, image: Image.Image | str | Path, box: list[int] | None = None) -> float:
+        """Median relative depth inside ``box`` (pixels, x0,y0,x1,y1; whole image if None)."""
+        return self.call("depth", image, **({"box": list(box)} if box is not None else {}))
 
     def llm_query(self, question: str, long_answer: bool = True) -> str:
         return self.call("llm_query", None, question=question, long_answer=long_answer)

@@ -1,6 +1,9 @@
 """Monocular depth (transformers): Depth Anything and DPT.
 
-``depth(image)`` -> median relative depth of the image (larger is farther, unitless). Both model
+``depth(image, box=None)`` -> median relative depth inside ``box`` (pixels of ``image``, x0,y0,x1,y1;
+the whole image if None; larger is farther, unitless). The host passes the *full* image and the
+patch as ``box`` (as ViperGPT does), so depths of different patches of one image are comparable;
+the depth map of an image is computed once and kept in a small LRU keyed by the pixels' hash. Both model
 families predict relative *inverse* depth (disparity); it is min-max normalised over the image to
 ``d`` in [0, 1] and converted to ``1 / max(d, 0.01)``, so the nearest pixel is 1.0 and the
 farthest is 100. Option ``output: metric`` is for checkpoints that predict metric depth
@@ -31,8 +34,10 @@ class _Depth(ModelBackend):
         self.model = self.to_device(AutoModelForDepthEstimation.from_pretrained(path))
         self.metric = str(self.options.get("output", "relative")) == "metric"
 
-    def depth(self, image: Image.Image) -> float:
-        out = self.depth_batch([image], [{}])[0]
+    map_cache_entries = 16
+
+    def depth(self, image: Image.Image, box: list[int] | None = None) -> float:
+        out = self.depth_batch([image], [{"box": box} if box is not None else {}])[0]
         if isinstance(out, Exception):
             raise out
         return out
@@ -42,12 +47,43 @@ class _Depth(ModelBackend):
         return self._maps([image])[0]
 
     def depth_batch(self, images: list[Image.Image], args: list[dict[str, Any]]) -> list[Any]:
-        def run(imgs: list[Image.Image], _: list[dict[str, Any]]) -> list[float]:
+        def run(imgs: list[Image.Image], a: list[dict[str, Any]]) -> list[float]:
             import numpy as np
 
-            return [float(np.median(m)) for m in self._maps(imgs)]
+            out = []
+            for m, kw in zip(self._cached_maps(imgs), a):
+                box = kw.get("box")
+                if box is not None:
+                    h, w = m.shape
+                    x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+                    x0, x1 = max(0, min(w, x0)), max(0, min(w, x1))
+                    y0, y1 = max(0, min(h, y0)), max(0, min(h, y1))
+                    region = m[y0:y1, x0:x1]
+                    m = region if region.size else m
+                out.append(float(np.median(m)))
+            return out
 
         return chunked(run, images, args, self.max_batch)
+
+    def _cached_maps(self, images: list[Image.Image]) -> list[Any]:
+        """Depth maps of ``images``, each distinct image computed once (LRU across calls)."""
+        from collections import OrderedDict
+
+        from vpd.images import image_digest
+
+        cache = self.__dict__.setdefault("_map_cache", OrderedDict())
+        keys = [image_digest(im) for im in images]
+        todo = {k: im for k, im in zip(keys, images) if k not in cache}
+        if todo:
+            for k, m in zip(todo, self._maps(list(todo.values()))):
+                cache[k] = m
+        out = []
+        for k in keys:
+            cache.move_to_end(k)
+            out.append(cache[k])
+        while len(cache) > self.map_cache_entries:
+            cache.popitem(last=False)
+        return out
 
     def _maps(self, images: list[Image.Image]):
         import torch

@@ -145,7 +145,11 @@ class ShapesBackend(Backend):
         noun = "object" if len(objs) == 1 else "objects"
         return f"{len(objs)} {noun}: {listed}."
 
-    def depth(self, image: Image.Image) -> float:
+    def depth(self, image: Image.Image, box: list[int] | None = None) -> float:
+        if box is not None:
+            x0, y0, x1, y1 = (int(v) for v in box)
+            if (x0, y0, x1, y1) != (0, 0, image.width, image.height):
+                image = image.crop((x0, y0, x1, y1))
         objs = self.objects(image)
         if not objs:
             return BACKGROUND_DEPTH
