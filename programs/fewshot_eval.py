@@ -108,8 +108,9 @@ def library_oracle(examples: Sequence[Example], library: Library | None = None, 
 
 
 def compare_modes(sampler: Sampler, examples: Sequence[Example], *, modes: Sequence[str] = ("nearest", "fixed"),
-                  k: int = 4, temperature: float = 0.7, max_tokens: int = 160, seed: int = 0,
-                  tools: Any = "shapes", k_examples: int = 4, progress: Any = None) -> list[ModeResult]:
+                  k: int = 4, temperature: float = 0.7, max_tokens: int = 128, seed: int = 0,
+                  tools: Any = "shapes", k_examples: int = 4, progress: Any = None,
+                  on_mode: Any = None) -> list[ModeResult]:
     """Sample and check programs for every example under each prompt mode."""
     from vpd.tools import load
 
@@ -120,7 +121,7 @@ def compare_modes(sampler: Sampler, examples: Sequence[Example], *, modes: Seque
         t0 = time.perf_counter()
         prompts = [builder.build(ex.question, ex.choices, k_examples=k_examples, mode=mode) for ex in examples]
         cands: list[list] = []
-        step = 4
+        step = 8
         for i in range(0, len(prompts), step):
             cands += sample_programs(sampler, prompts[i:i + step], k=k, temperature=temperature,
                                      max_tokens=max_tokens, seed=seed + i, greedy_first=True)
@@ -152,6 +153,8 @@ def compare_modes(sampler: Sampler, examples: Sequence[Example], *, modes: Seque
             per_qtype={q: {"n": len(v), "greedy": sum(a for a, _ in v) / len(v), "within_k": sum(b for _, b in v) / len(v)}
                        for q, v in sorted(per.items())},
             seconds=time.perf_counter() - t0, completion_tokens=tokens))
+        if on_mode:
+            on_mode(results[-1])
     return results
 
 
@@ -172,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=11, help="shapes world seed (unseen by the library)")
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--temperature", type=float, default=0.7)
-    ap.add_argument("--max-tokens", type=int, default=160)
+    ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--sampler", default="gemma")
     ap.add_argument("--modes", default="nearest,fixed")
     ap.add_argument("--oracle-only", action="store_true", help="only check the library (no LLM)")
@@ -194,10 +197,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         from vpd.programs.sampler_base import load_sampler
         from vpd.programs.prompt import PROMPT_VERSION
 
-        sampler = load_sampler(args.sampler)
+        sampler = load_sampler(args.sampler, **({"batch_size": 8} if args.sampler == "gemma" else {}))
         res = compare_modes(sampler, examples, modes=args.modes.split(","), k=args.k,
                             temperature=args.temperature, max_tokens=args.max_tokens,
-                            progress=lambda m, i, n: console.print(f"  {m}: {i}/{n}", highlight=False))
+                            progress=lambda m, i, n: console.print(f"  {m}: {i}/{n}", highlight=False),
+                            on_mode=lambda r: console.print(r, highlight=False))
         table = Table(title=f"{sampler.name}, {len(examples)} questions, k={args.k}, {PROMPT_VERSION}")
         for col in ("mode", "valid", "greedy correct", f"correct within k={args.k}", "same template last", "s", "tokens"):
             table.add_column(col)

@@ -64,15 +64,18 @@ def predict_with_model(model: str | Path, examples: list[Example], *, work: Path
 
 def predict_with_programs(examples: list[Example], *, llm: str, tools: str, run_dir: Path, k: int = 1,
                           timeout_s: float = 5.0, workers: int = 2, sampler: object = None,
-                          progress: bool = True) -> dict[str, dict[str, JSON]]:
-    """Programs as the solver: ``run_synth(labels=False)``; the majority answer per question."""
+                          progress: bool = True, seed: int = 0, max_tokens: int = 256,
+                          toolbox: object = None) -> dict[str, dict[str, JSON]]:
+    """Programs as the solver: ``run_synth(labels=False)``; the majority answer per question.
+
+    Each answer also carries ``votes`` (answer -> count over the k programs) and ``n_candidates``."""
     from vpd.synth import SynthConfig, run_synth
 
     data = write_questions(examples, run_dir.parent / f"{run_dir.name}-questions")
     cfg = SynthConfig(data=str(data), out=str(run_dir), llm=llm, tools=tools, k=k, labels=False,
                       overwrite=True, timeout_s=timeout_s, workers=workers, temperature=0.7 if k > 1 else 0.0,
-                      progress=progress)
-    run_synth(cfg, sampler=sampler)
+                      progress=progress, seed=seed, max_tokens=max_tokens)
+    run_synth(cfg, sampler=sampler, toolbox=toolbox)
     answers = read_answers(run_dir / "predictions.jsonl")
     for ans in answers.values():
         ans["prediction"] = _as_text(ans.get("prediction"))

@@ -10,8 +10,9 @@ A warm-up run first starts the worker processes, so neither measurement pays Pyt
 
 It also prints the per-call cost profile of the measured run, the inputs of the 1M-example
 estimate in ``docs/scale.md``: sandbox seconds per executed program, tool calls per program,
-backend milliseconds per tool call (by tool), and prompt / completion tokens per LLM request
-(the replay sampler estimates tokens at ~3.5 characters per token).
+backend milliseconds per tool call (by tool), and prompt / completion tokens per LLM prompt
+(the replay sampler estimates tokens at ~3.5 characters per token), and the estimate of GPU-hours
+and wall time for 1M examples with k = 5 computed from them (:func:`estimate`, :data:`ASSUMPTIONS`).
 """
 
 from __future__ import annotations
@@ -55,10 +56,57 @@ def cost_profile(run: Path) -> dict[str, Any]:
         "tool_calls_per_program": round(statistics.fmean(calls_per_program), 3) if calls_per_program else 0.0,
         "tool_ms_per_call": {t: {"n": len(v), "median": round(statistics.median(v), 3),
                                  "mean": round(statistics.fmean(v), 3)} for t, v in sorted(tool_ms.items())},
-        "prompt_tokens_per_request": round(int(llm.get("prompt_tokens", 0)) / req, 1),
+        # every completion carries its prompt's token count: per completion = per prompt
+        "prompt_tokens_per_prompt": round(int(llm.get("prompt_tokens", 0)) / comps, 1),
         "completion_tokens_per_completion": round(int(llm.get("completion_tokens", 0)) / comps, 1),
         "completions_per_request": round(comps / req, 2),
+        "executed_per_candidate": round(len(exec_s) / max(1, int(report.get("candidates", 0))), 4),
+        "tool_cache_hit_rate": (report.get("tools") or {}).get("cache_hit_rate", 0.0),
     }
+
+
+#: Stated assumptions of the 1M-example estimate (A100 80GB; sources in docs/scale.md).
+ASSUMPTIONS = {
+    "examples": 1_000_000,
+    "k": 5,
+    "distinct_question_share": 1.0,  # worst case: no question-level reuse (GQA/A-OKVQA-like data)
+    "completion_tokens_per_program": 120,  # real coder models write longer programs than the library's
+    "decode_tok_s_per_gpu": 3000,  # vLLM, 7B coder, A100 80GB, many concurrent requests
+    "prefill_tok_s_per_gpu": 10000,  # 7B: ~14 GFLOP/token at ~45% of 312 TFLOP/s bf16
+    "shared_prefix_cached": True,  # vLLM --enable-prefix-caching: the API section is prefilled once
+    "tool_gpu_ms_per_call": 50.0,  # GroundingDINO-T / BLIP-2-class backends, batched, per call
+    "tool_cache_hit_rate": 0.3,
+    "sandbox_cpus_per_node": 32,
+}
+
+
+def estimate(profile: dict[str, Any], api_tokens: int, a: dict[str, Any] = ASSUMPTIONS) -> dict[str, Any]:
+    """GPU-hours and wall time of the synth stage for ``a["examples"]`` examples, from the measured
+    ``profile`` (:func:`cost_profile`) and the stated assumptions ``a``."""
+    questions = a["examples"] * a["distinct_question_share"]
+    prompt = profile["prompt_tokens_per_prompt"]
+    prefill_tokens = questions * (prompt - (api_tokens if a["shared_prefix_cached"] else 0))
+    decode_tokens = questions * a["k"] * a["completion_tokens_per_program"]
+    llm_gpu_h = (prefill_tokens / a["prefill_tok_s_per_gpu"] + decode_tokens / a["decode_tok_s_per_gpu"]) / 3600
+    executed_per_example = profile["executed_per_candidate"] * a["k"]
+    tool_calls = a["examples"] * executed_per_example * profile["tool_calls_per_program"]
+    tool_gpu_h = tool_calls * (1 - a["tool_cache_hit_rate"]) * a["tool_gpu_ms_per_call"] / 1000 / 3600
+    sandbox_cpu_h = a["examples"] * executed_per_example * profile["sandbox_s_per_program"]["mean"] / 3600
+    total = llm_gpu_h + tool_gpu_h
+    return {"prefill_tokens": int(prefill_tokens), "decode_tokens": int(decode_tokens),
+            "llm_gpu_hours": round(llm_gpu_h, 1), "tool_calls": int(tool_calls), "tool_gpu_hours": round(tool_gpu_h, 1),
+            "sandbox_cpu_hours": round(sandbox_cpu_h, 1), "gpu_hours": round(total, 1),
+            "wall_hours": {str(g): round(total / g, 1) for g in (8, 16, 32, 64)},
+            "llm_share_of_gpus": round(llm_gpu_h / total, 2) if total else 0.0}
+
+
+def api_prompt_tokens(tools: str = "shapes") -> int:
+    """Estimated tokens of the prompt's API section (the prefix shared by every prompt)."""
+    from vpd.programs.prompt import PromptBuilder
+    from vpd.programs.sampler_base import estimate_tokens
+    from vpd.tools import load
+
+    return estimate_tokens(PromptBuilder(load(tools).tools).api)
 
 
 def _run(cfg: Any, *, task_cpus: float, shards: int) -> dict[str, Any]:
@@ -114,9 +162,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out = {"examples": n, "k": k, "distinct_questions": distinct, "shards": args.shards, "cpus": 2,
            "load_average": os.getloadavg()[0], "one_worker": one, "two_workers": two,
            "speedup_two_vs_one_worker": round(ratio, 3), "cost_profile": cost_profile(tmp / "two_workers")}
+    out["api_prompt_tokens"] = api_prompt_tokens()
+    out["estimate_1m_k5"] = {"assumptions": ASSUMPTIONS, **estimate(out["cost_profile"], out["api_prompt_tokens"])}
     print(json.dumps(out, indent=2))
     print(f"examples/s on Ray: 1 worker {one['examples_per_s']:.2f}, 2 workers {two['examples_per_s']:.2f} "
           f"-> ratio {ratio:.2f} (2 cores shared; load average {out['load_average']:.1f})")
+    est = out["estimate_1m_k5"]
+    print(f"1M examples, k = 5 (see docs/scale.md for the assumptions): LLM {est['llm_gpu_hours']} + tools "
+          f"{est['tool_gpu_hours']} = {est['gpu_hours']} A100-hours; wall on 32 GPUs ~{est['wall_hours']['32']} h")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
     return out

@@ -137,32 +137,49 @@ def _print_compare(a: Path, b: Path) -> None:
         console.print(f"[yellow]note:[/] {n}")
 
 
-@app.command("adapt")
+_ADAPT_HELP = """Adapt to a written moderation policy from a few hundred labelled memes.
+
+Programs over moderation tools (ocr, nudity, vqa, llm_query) are sampled and verified against the
+labels; the verified traces become rationales; a label-only and a rationale-trained student are
+trained; AUROC/accuracy on the test memes is reported for (a) programs alone, (b) the label-only
+student and (c) the rationale-trained student. --data is a Hateful-Memes-format folder
+(train.jsonl with labels, test.jsonl, img/), e.g. from `vpd data memes`. Writes OUT/adapt_report.md
+and adapt_report.json (+ every stage's folder). --smoke: the smoke training recipe and <= 8 test
+memes (a couple of minutes)."""
+
+
+@app.command("adapt", help=_ADAPT_HELP)
 def adapt_cmd(
     policy: Path = typer.Option(..., "--policy", help="The written policy (Markdown/text)."),
     data: Path = typer.Option(..., "--data", help="Hateful-Memes-format folder: train.jsonl (labels), test.jsonl, img/."),
     out: Path = typer.Option(..., "--out", help="Run folder."),
     max_labels: int = typer.Option(300, "--max-labels", help="Use at most this many labelled training memes."),
-    llm: str = typer.Option("gemma", "--llm", help="Program-writing LLM (sampler spec)."),
-    tools: str = typer.Option("moderation", "--tools", help="Toolbox spec (ocr, nudity, vqa, llm_query …)."),
+    max_test: Optional[int] = typer.Option(None, "--max-test", help="Use at most this many test memes (default all)."),
+    llm: str = typer.Option("gemma", "--llm", help="Program-writing LLM (sampler spec); also answers llm_query "
+                            "when the tools use the `llm` backend."),
+    tools: Optional[str] = typer.Option(None, "--tools", help="Toolbox spec (default "
+                                        "shapes,ocr=rapidocr,nudity=nudenet,llm_query=llm)."),
     k: int = typer.Option(4, "--k", help="Programs sampled per question."),
-    steps: int = typer.Option(300, "--steps", help="Student training steps."),
+    steps: int = typer.Option(300, "--steps", help="Student training steps (ignored with --smoke)."),
     preset: str = typer.Option("tiny", "--preset", help="Student model preset."),
+    workers: int = typer.Option(2, "--workers", help="Sandbox worker processes."),
+    max_tokens: int = typer.Option(256, "--max-tokens", help="Program-writer completion length (tokens)."),
+    smoke: bool = typer.Option(False, "--smoke", help="Smoke mode: smoke training recipe, <= 8 test memes."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
-    """Adapt to a moderation policy: programs over moderation tools -> verify on the labels ->
-    rationales -> label-only and rationale-trained students; reports AUROC/accuracy of all three."""
-    from vpd.adapt import AdaptConfig, run_adapt
+    from vpd.adapt import DEFAULT_TOOLS, AdaptConfig, run_adapt
 
     cfg = AdaptConfig(policy=str(policy), data=str(data), out=str(out), max_labels=max_labels, llm=llm,
-                      tools=tools, k=k, steps=steps, preset=preset, seed=seed)
+                      tools=tools or DEFAULT_TOOLS, k=k, steps=steps, preset=preset, seed=seed, max_test=max_test,
+                      smoke=smoke, workers=workers, max_tokens=max_tokens)
     report = run_adapt(cfg, console=console)
-    t = Table(title=f"vpd adapt: {Path(data).name} (test n={report['n_test']})")
+    t = Table(title=f"vpd adapt: {Path(data).name} ({report['n_train_labels']} labels, test n={report['n_test']})")
     for c in ("system", "AUROC", "accuracy"):
         t.add_column(c, justify="left" if c == "system" else "right")
     for row in report["rows"]:
         t.add_row(row["system"], "–" if row["auroc"] is None else f"{row['auroc']:.3f}", f"{row['accuracy']:.3f}")
     console.print(t)
+    console.print(f"verified rationales: {report['rationales']}")
     console.print(f"wrote {Path(out) / 'adapt_report.json'} and {Path(out) / 'adapt_report.md'}")
 
 
