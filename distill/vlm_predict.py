@@ -16,11 +16,11 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from vpd.datasets import read_examples
-from vpd.distill.vlm_checkpoint import load_student
+from vpd.distill.vlm_checkpoint import load_student, read_meta
 from vpd.distill.vlm_decode import SamplingConfig, generate
 from vpd.distill.vlm_model import PaliGemma
 from vpd.distill.mixture import label_prefix, rationale_prefix
-from vpd.distill.vlm_preprocess import encode_prompts, preprocess_image
+from vpd.distill.vlm_preprocess import encode_prompts, prefix_ids, preprocess_image
 from vpd.distill.vlm_tokenizer import VLMTokenizer
 from vpd.types import Example
 
@@ -69,6 +69,11 @@ class Predictor:
         return out
 
 
+def load_meta_suffix(ckpt: str | Path) -> int:
+    """The suffix length the student was trained with (the natural rationale length budget)."""
+    return int(read_meta(ckpt).get("max_suffix", 96))
+
+
 def _batches(examples: list[Example], size: int) -> Iterator[list[Example]]:
     for i in range(0, len(examples), size):
         yield examples[i:i + size]
@@ -84,7 +89,12 @@ def predict_dataset(ckpt: str | Path, data: str | Path, out: str | Path, *, rati
     if split:
         examples = [e for e in examples if str(e.metadata.get("split", "")) == split]
     examples = examples[:limit] if limit else examples
-    n_rat = max_rationale_tokens or 96
+    meta_suffix = int(load_meta_suffix(ckpt))
+    n_rat = max_rationale_tokens or meta_suffix
+    prompts = [f(e) for e in examples for f in ((label_prefix, rationale_prefix) if rationale else (label_prefix,))]
+    if prompts:  # one static prompt length for the whole run, long enough for every question
+        longest = max(len(prefix_ids(predictor.tok, p)) for p in prompts)
+        predictor.max_prefix = max(predictor.max_prefix, -(-longest // 8) * 8)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     errors = 0

@@ -30,13 +30,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from jax.sharding import NamedSharding, PartitionSpec as P
 
 from vpd.distill import vlm_checkpoint as ckpt
 from vpd.distill.vlm_config import preset as get_preset, PRESETS
 from vpd.distill.vlm_lora import apply_lora, trainable_filter
 from vpd.distill.vlm_model import PaliGemma, count_params
-from vpd.distill.vlm_preprocess import encode_example, normalize, resize_uint8
+from vpd.distill.vlm_preprocess import encode_example, normalize, prefix_ids, resize_uint8
 from vpd.distill.vlm_sharding import MeshSpec, global_batch, make_mesh, tree_shardings
 from vpd.distill.vlm_tokenizer import VLMTokenizer, train_bpe
 from vpd.registry import Registry
@@ -169,6 +168,14 @@ def tokenize_mixture(records: list[dict], tok: VLMTokenizer, image_size: int, ma
         weight=np.asarray([float(r.get("weight", 1.0) or 0.0) for r in keep], np.float32),
         problems=problems, truncated=sum(e.truncated for e in enc),
     )
+
+
+def fit_lengths(records: list[dict], tok: VLMTokenizer, max_prefix: int, max_suffix: int) -> tuple[int, int]:
+    """Static (prefix, suffix) token lengths: the data's longest, rounded up to 8, capped by the config."""
+    longest_p = max(len(prefix_ids(tok, r["prefix"])) for r in records)
+    longest_s = max(len(tok.encode(r["suffix"])) + 1 for r in records)
+    up8 = lambda n: -(-n // 8) * 8  # noqa: E731
+    return min(max_prefix, up8(longest_p)), min(max_suffix, up8(longest_s))
 
 
 def batch_rows(n: int, global_batch: int, step: int, seed: int) -> np.ndarray:
@@ -391,6 +398,8 @@ def train(data: str | Path, model_spec: str, out: str | Path, cfg: TrainConfig, 
         model, tok, info = init_student(model_spec, [r["prefix"] + "\n" + r["suffix"] for r in records], cfg)
         if cfg.lora_rank > 0:
             apply_lora(model, cfg.lora_rank, cfg.lora_alpha, seed=cfg.seed)
+        p_len, s_len = fit_lengths(records, tok, cfg.max_prefix, cfg.max_suffix)
+        cfg = dataclasses.replace(cfg, max_prefix=p_len, max_suffix=s_len)
         meta = {"model": model.config.to_dict(), "lora_rank": cfg.lora_rank, "lora_alpha": cfg.lora_alpha,
                 "train": cfg.to_dict(), "max_prefix": cfg.max_prefix, "max_suffix": cfg.max_suffix,
                 "data": str(Path(data).absolute()), **info}

@@ -45,6 +45,9 @@ def extract_program(text: str, *, prefix: str = "") -> Extraction:
     if prefix and _DEF_RE.search(prefix) and _has_body(text):  # the completion continues the prompt
         start = _DEF_RE.search(prefix).start()  # type: ignore[union-attr]
         continuation = _from_definition(prefix[start:] + text, 0)
+        if continuation.status == "ok" and continuation.program.strip() == prefix[start:].strip():
+            continuation = Extraction(program=None, status="syntax",
+                                      detail=_syntax_error(prefix[start:] + text))  # nothing of its own parses
         if continuation.status == "ok":
             return continuation
     sources = [b for b in blocks if _DEF_RE.search(b)] or ([text] if _DEF_RE.search(text) else [])

@@ -25,7 +25,8 @@ class TransformersSampler(Sampler):
 
     def __init__(self, model: Any, tokenizer: Any, *, name: str, batch_size: int = 8,
                  stop_window_tokens: int = 24, prefix_cache: bool = True,
-                 min_prefix_tokens: int = 64, prefix_cache_entries: int = 4) -> None:
+                 min_prefix_tokens: int = 64, prefix_cache_entries: int = 4,
+                 extend_min_tokens: int = 16) -> None:
         super().__init__(name=name)
         self.model, self.tokenizer = model, tokenizer
         self.batch_size = max(1, int(batch_size))
@@ -33,6 +34,7 @@ class TransformersSampler(Sampler):
         self.prefix_cache = prefix_cache
         self.min_prefix_tokens = min_prefix_tokens
         self.prefix_cache_entries = prefix_cache_entries
+        self.extend_min_tokens = extend_min_tokens
         self._prefixes: OrderedDict[tuple[int, ...], Any] = OrderedDict()  # prefix ids -> KV cache
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -98,10 +100,13 @@ class TransformersSampler(Sampler):
 
     # -- internals -------------------------------------------------------------------------
     def _shared_prefix(self, rows: list[list[int]]) -> tuple[tuple[int, ...], Any]:
-        """The longest cached (or newly computed) KV prefix shared by every row; ``((), None)`` if none.
+        """The KV cache of the prefix shared by every row; ``((), None)`` if it is too short.
 
         The few-shot prompts of a run share the API section and often examples, so their prefill
-        is computed once and reused (each row keeps at least one own token).
+        is computed once and reused (each row keeps at least one own token). A cached prefix is
+        reused as is when the rows share at most ``extend_min_tokens`` more; otherwise it is
+        extended (only the extra tokens are computed) and the longer prefix is cached too — e.g.
+        the ``n`` sampled copies of one prompt share the whole prompt.
         """
         import torch
 
@@ -111,16 +116,21 @@ class TransformersSampler(Sampler):
         for key in self._prefixes:
             if len(best) < len(key) <= limit and all(tuple(r[:len(key)]) == key for r in rows):
                 best = key
-        if best and len(best) >= 0.8 * lcp:
+        if best and lcp - len(best) < self.extend_min_tokens:
             self._prefixes.move_to_end(best)
             self.stats["prefix_hits"] += 1
             return best, self._prefixes[best]
         if lcp < self.min_prefix_tokens:
             return (), None
         key = tuple(rows[0][:lcp])
+        start = len(best)  # extend the best cached prefix rather than starting over
         with torch.inference_mode():
-            out = self.model(input_ids=torch.tensor([list(key)]), use_cache=True)
-        self.stats["prefill_tokens"] += lcp
+            if best:
+                out = self.model(input_ids=torch.tensor([list(key[start:])]), use_cache=True,
+                                 past_key_values=copy.deepcopy(self._prefixes[best]))
+            else:
+                out = self.model(input_ids=torch.tensor([list(key)]), use_cache=True)
+        self.stats["prefill_tokens"] += lcp - start
         self._prefixes[key] = out.past_key_values
         while len(self._prefixes) > self.prefix_cache_entries:
             self._prefixes.popitem(last=False)

@@ -1,12 +1,16 @@
-"""`vpd adapt` building blocks: meme data -> examples, contract-format mixtures, program scores."""
+"""`vpd adapt`: meme data -> examples, the policy the program writer sees, contract-format mixtures,
+program scores; and (slow) the whole pipeline in smoke mode through the CLI."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from vpd.adapt import _programs_answers, memes_to_examples, read_rationales, write_mixture
-from vpd.benchmarks.moderation import make_memes
+import pytest
+
+from vpd.adapt import (PROGRAM_QUESTION, _programs_answers, memes_to_examples, policy_brief, program_question,
+                       read_rationales, write_mixture)
+from vpd.benchmarks.moderation import POLICY, make_memes
 
 
 def test_memes_to_examples_caps_labels(tmp_path: Path) -> None:
@@ -46,3 +50,77 @@ def test_read_rationales_keeps_only_kept(tmp_path: Path) -> None:
 def test_program_vote_share_is_the_score() -> None:
     out = _programs_answers({"7": {"id": "7", "prediction": "yes", "votes": {"yes": 3, "no": 1}}})
     assert out["7"]["score"] == 0.75
+
+
+def test_policy_brief_is_the_first_paragraph_with_its_list() -> None:
+    policy = "# Title\n\nA post is **BAD** if:\n\n1. it insults;\n2. it `shouts`.\n\nEverything else is fine.\n"
+    assert policy_brief(policy) == "A post is BAD if: 1. it insults; 2. it shouts."
+    assert policy_brief("# only a heading\n") == ""
+    long = "word " * 400
+    brief = policy_brief(long, max_chars=50)
+    assert len(brief) <= 53 and brief.endswith("...")
+
+
+def test_program_writer_sees_the_policy(tmp_path: Path) -> None:
+    make_memes(tmp_path, 5, seed=1)
+    q = program_question((tmp_path / "policy.md").read_text())
+    assert q.startswith(PROGRAM_QUESTION + " Policy: A meme is HATEFUL")
+    assert "disgusting" in q and "Everything else" not in q and "\n" not in q
+    assert program_question("") == PROGRAM_QUESTION
+    assert POLICY.split("\n\n")[1].split()[0] == "A"  # the demo policy's first paragraph is the rule
+
+
+#: A correct program for the demo policy, replayed instead of sampled so the smoke test is quick
+#: and has verified traces (the real run samples with Gemma; see the report).
+POLICY_PROGRAM = """def execute_command(image):
+    image_patch = ImagePatch(image)
+    text = image_patch.ocr().lower()
+    insults = ["disgusting", "junk", "ugliest", "worthless", "trash"]
+    if not any(word in text for word in insults):
+        return "no"
+    for color in ["red", "green", "blue", "yellow", "purple", "orange", "cyan"]:
+        if color in text and image_patch.exists(color + " object"):
+            return "yes"
+    return "no"
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_adapt_end_to_end_smoke(tmp_path: Path) -> None:
+    """`vpd adapt --smoke` through the CLI: real OCR, sandbox, rationales, two students, three rows."""
+    from typer.testing import CliRunner
+
+    from vpd.cli import app
+
+    data = tmp_path / "memes"
+    make_memes(data, 30, seed=3)
+    q = program_question((data / "policy.md").read_text())
+    replay = tmp_path / "replay.jsonl"
+    replay.write_text(json.dumps({"question": q, "choices": None, "completions": [POLICY_PROGRAM]}) + "\n")
+    out = tmp_path / "run"
+    r = CliRunner().invoke(app, ["adapt", "--policy", str(data / "policy.md"), "--data", str(data), "--out", str(out),
+                                 "--llm", f"replay:{replay}", "--tools", "shapes,ocr=rapidocr", "--k", "1",
+                                 "--max-labels", "12", "--smoke", "--workers", "1"])
+    assert r.exit_code == 0, (r.output, r.exception)
+    report = json.loads((out / "adapt_report.json").read_text())
+    assert report["n_train_labels"] == 12 and 1 <= report["n_test"] <= 8
+    assert [row["system"] for row in report["rows"]] == [
+        "(a) programs alone", "(b) label-only student", "(c) rationale-trained student"]
+    for row in report["rows"]:
+        assert row["n"] == report["n_test"] and 0.0 <= row["accuracy"] <= 1.0
+        assert (Path(row["results"]) / "results.json").is_file()
+    # the policy program reads the caption with RapidOCR: it is verified on every training meme
+    # OCR reads, and as a solver it beats chance on the test memes
+    assert report["rationales"] >= 6
+    programs = report["rows"][0]
+    assert programs["accuracy"] >= 0.75
+    mix = json.loads((out / "mix_rationale" / "manifest.json").read_text())["counts"]
+    assert mix["train_rationale"] + mix["val_rationale"] == report["rationales"]
+    label_mix = json.loads((out / "mix_label" / "manifest.json").read_text())["counts"]
+    assert label_mix["train_rationale"] + label_mix["val_rationale"] == 0
+    cand = json.loads((out / "synth" / "verified.jsonl").read_text().splitlines()[0])
+    assert cand["example"]["question"] == q  # the program writer was asked with the policy
+    for name in ("student_label", "student_rationale"):
+        assert (out / name / "config.json").is_file()
+    assert "| (c) rationale-trained student |" in (out / "adapt_report.md").read_text()

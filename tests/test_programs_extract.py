@@ -89,3 +89,8 @@ def test_mid_body_syntax_error_is_not_hidden_by_truncation():
 def test_tabs_and_crlf():
     r = extract_program("def execute_command(image):\r\n\treturn 'yes'\r\n")
     assert r.status == "ok" and r.program == "def execute_command(image):\n    return 'yes'\n"
+
+
+def test_completion_whose_only_line_is_broken_is_syntax_not_the_bare_prefix():
+    r = extract_program("    return ((", prefix=CODE_PREFIX)
+    assert r.status == "syntax" and r.program is None

@@ -60,6 +60,7 @@ def test_same_template_example_is_picked_last_for_held_out_fillers(retriever):
 def test_structure_beats_raw_text(retriever):
     qs = list(_held_out_questions(2, seed=4))
     raw = Retriever(retriever.library, embedder=retriever.embedder, structural=False)
+    raw.warm([(q, c) for _, q, c in qs])
     hit = lambda r: sum(r.nearest(q, c, k=1)[-1].template == t for t, q, c in qs)  # noqa: E731
     assert hit(retriever) > hit(raw)
 

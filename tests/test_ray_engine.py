@@ -60,6 +60,21 @@ def test_commit_is_atomic_and_committed_ids_reads_blocks(tmp_path):
     assert committed_ids("memory://vpdtest/run") == {"a"}
 
 
+def test_cli_engine_option_and_usage_errors_before_ray_starts(shapes_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from vpd.cli import app
+
+    runner = CliRunner()
+    base = ["synth", "--data", str(shapes_dir), "--out", str(tmp_path / "run"), "--quiet"]
+    res = runner.invoke(app, base + ["--engine", "spark"])
+    assert res.exit_code == 2 and "--engine" in res.output
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "candidates-00000.jsonl").write_text("")
+    res = runner.invoke(app, base + ["--engine", "ray", "--shards", "2"])
+    assert res.exit_code == 2 and "already has results" in res.output
+
+
 # --------------------------------------------------------------------------------------------
 # a real Ray cluster on loopback
 # --------------------------------------------------------------------------------------------

@@ -120,10 +120,17 @@ def test_shared_prefix_cache_gives_the_same_greedy_text(tiny_model_dir):
     shared = "# Question: How many red cubes are there?\ndef execute_command(image):\n" * 3
     prompts = [shared + "x", shared + "image_patch.exists('blue", shared + "bool_to_yesno(", shared + "x"]
     plain = load_sampler(f"transformers:{tiny_model_dir}", batch_size=4, prefix_cache=False)
-    cached = TransformersSampler(plain.model, plain.tokenizer, name="c", batch_size=4, min_prefix_tokens=8)
+    cached = TransformersSampler(plain.model, plain.tokenizer, name="c", batch_size=4, min_prefix_tokens=8,
+                                 extend_min_tokens=2)
     a = plain.generate(prompts, max_tokens=10)
     b = cached.generate(prompts, max_tokens=10)
     c = cached.generate(prompts[:2], n=2, temperature=0.0, max_tokens=10)  # reuses the cached prefix
+    longer = [prompts[1] + " and x", prompts[1] + " or y"]  # extends the cached prefix
+    before = cached.stats["prefill_tokens"]
+    d = cached.generate(longer, max_tokens=10)
+    assert len(cached._prefixes) >= 2  # the longer shared prefix was cached by extension
+    assert cached.stats["prefill_tokens"] - before < cached.count_tokens(longer[0])
+    assert [r[0].text for r in d] == [r[0].text for r in plain.generate(longer, max_tokens=10)]
     assert [r[0].text for r in a] == [r[0].text for r in b]
     assert [r[0].text for r in c] == [r[0].text for r in a[:2]]
     assert cached.stats["prefix_hits"] >= 1

@@ -6,8 +6,8 @@ VPD's Hateful Memes experiment in miniature::
     llm_query) ─▶ verify against the labels ─▶ rationalize verified traces ─▶ two mixtures
     (label-only; labels + rationales) ─▶ two tiny students ─▶ AUROC / accuracy on the test memes of
       (a) the programs alone (sampled fresh per test meme, no labels; majority vote, P(yes) = vote share)
-      (b) the label-only student
-      (c) the rationale-trained student
+      (b) the label-only student      } score = the student's P("yes") for the first answer token,
+      (c) the rationale-trained student }   label = its decoded answer
 
 Data: a Hateful-Memes-format folder (``train.jsonl`` with labels, ``test.jsonl``, ``img/``), e.g.
 from ``vpd data memes``. Answers are ``yes``/``no``. The policy text is kept in the run
@@ -227,7 +227,7 @@ def run_adapt(cfg: AdaptConfig, *, console: Any = None, sampler: Any = None) -> 
     ``sampler`` replaces the one loaded from ``cfg.llm`` (the caller keeps ownership)."""
     from vpd.distill.rationalize import rationalize_run
     from vpd.evaluation import EvalRecord, evaluate_predictions, write_predictions, write_results
-    from vpd.solvers import predict_with_model, predict_with_programs
+    from vpd.solvers import predict_with_model, predict_with_programs, yes_probabilities
     from vpd.synth import SynthConfig, run_synth
     from vpd.tools.backends.llm import release_sampler
 
@@ -319,6 +319,8 @@ def run_adapt(cfg: AdaptConfig, *, console: Any = None, sampler: Any = None) -> 
                              seed=cfg.seed, recipe=recipe)
         say(f"stage 5/5: evaluating {system}")
         ans = predict_with_model(ckpt, test, work=out / f"eval_{name}")
+        for ex_id, prob in yes_probabilities(ckpt, test).items():  # AUROC from P(yes), as VPD reports it
+            ans.setdefault(ex_id, {"id": ex_id, "prediction": ""})["score"] = prob
         score(name, system, ans, {"kind": "model", "model": str(ckpt), "mixture": str(out / f"mix_{name}")})
 
     report = {"n_train_labels": len(train), "n_test": len(test), "program_question": asked, "rows": rows,

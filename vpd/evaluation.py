@@ -121,6 +121,13 @@ def evaluate_model(benchmark: str | Benchmark, data: str | Path, model: str | Pa
     out = Path(out)
     examples, errors = benchmark_examples(bench, data, out)
     answers = predict_with_model(model, examples, work=out, batch_size=batch_size, max_new_tokens=max_new_tokens)
+    from vpd.benchmarks.hateful_memes import HatefulMemes
+
+    if isinstance(bench, HatefulMemes):  # AUROC needs a score: the student's P("yes")
+        from vpd.solvers import yes_probabilities
+
+        for ex_id, prob in yes_probabilities(model, examples, batch_size=batch_size).items():
+            answers.setdefault(ex_id, {"id": ex_id, "prediction": ""})["score"] = prob
     preds_path = write_predictions(bench, examples, answers, out / "predictions.jsonl")
     rec = evaluate_predictions(bench, data, preds_path, strict=strict,
                                source={"kind": "model", "model": str(model), "model_id": _model_id(model)})

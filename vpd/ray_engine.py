@@ -342,24 +342,26 @@ def run_synth_ray(cfg: SynthConfig, *, address: str | None = None, shards: int |
     import ray
 
     started = time.time()
+    examples, counts = select_examples(cfg)
+    prepared = _prepare_output(cfg)  # usage errors (existing run, changed config) before Ray starts
     we_started = False
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False,
                  **({} if address else {"num_cpus": num_cpus or os.cpu_count() or 2}))
         we_started = True
     try:
-        return _drive(cfg, ray, started, address=address, shards=shards, tool_actors=tool_actors,
+        return _drive(cfg, ray, started, examples, counts, prepared, address=address, shards=shards, tool_actors=tool_actors,
                       actor_gpus=actor_gpus, task_cpus=task_cpus, max_retries=max_retries, use_actor=use_actor)
     finally:
         if we_started:
             ray.shutdown()
 
 
-def _drive(cfg: SynthConfig, ray: Any, started: float, *, address: str | None, shards: int | None,
+def _drive(cfg: SynthConfig, ray: Any, started: float, examples: list[Example], counts: dict[str, Any],
+           prepared: tuple[set[str], int], *, address: str | None, shards: int | None,
            tool_actors: int, actor_gpus: float, task_cpus: float, max_retries: int,
            use_actor: bool) -> dict[str, Any]:
-    examples, counts = select_examples(cfg)
-    done, first_shard = _prepare_output(cfg)
+    done, first_shard = prepared
     todo = [_absolute_images(ex) for ex in examples if ex.id not in done]
     n = shards or max(1, min(len(todo), int(ray.cluster_resources().get("CPU", 1)) * 4))
     parts = partition(todo, n, cfg.reuse) if todo else []

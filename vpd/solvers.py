@@ -86,3 +86,41 @@ def _as_text(value: JSON) -> str:
     from vpd.checkers import answer_text
 
     return answer_text(value)
+
+
+def yes_probabilities(model: str | Path, examples: list[Example], *, batch_size: int = 16) -> dict[str, float]:
+    """P("yes") of a student for yes/no questions: the softmax over the first answer token
+    restricted to the first tokens of ``yes`` and ``no`` (label task prompt, one prefill per batch).
+
+    A score per example for AUROC (VPD reports Hateful Memes AUROC from the answer probability);
+    examples whose image cannot be read are left out.
+    """
+    import numpy as np
+
+    from vpd.distill.mixture import label_prefix
+    from vpd.distill.vlm_checkpoint import load_student
+    from vpd.distill.vlm_preprocess import encode_prompts, preprocess_image
+
+    net, tok, meta = load_student(model)
+    max_prefix = int(meta.get("max_prefix", 64))
+    size = net.config.vision.image_size
+    yes_id, no_id = tok.encode("yes")[0], tok.encode("no")[0]
+    out: dict[str, float] = {}
+    for i in range(0, len(examples), batch_size):
+        good, pixels = [], []
+        for ex in examples[i:i + batch_size]:
+            try:
+                pixels.append(preprocess_image(ex.image, size))
+                good.append(ex)
+            except (ValueError, OSError):
+                continue
+        if not good:
+            continue
+        tokens, valid = encode_prompts(tok, [label_prefix(ex) for ex in good], max_prefix)
+        logits, _ = net.prefill(np.stack(pixels), tokens, valid, cache_size=net.config.num_image_tokens + max_prefix)
+        pair = np.asarray(logits, dtype=np.float64)[:, [yes_id, no_id]]
+        pair -= pair.max(axis=1, keepdims=True)
+        p = np.exp(pair)
+        for ex, row in zip(good, p / p.sum(axis=1, keepdims=True)):
+            out[ex.id] = float(row[0])
+    return out
