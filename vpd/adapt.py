@@ -5,7 +5,7 @@ VPD's Hateful Memes experiment in miniature::
     policy + <= 300 labelled memes ─▶ synth programs over moderation tools (ocr, nudity, vqa,
     llm_query) ─▶ verify against the labels ─▶ rationalize verified traces ─▶ two mixtures
     (label-only; labels + rationales) ─▶ two tiny students ─▶ AUROC / accuracy on the test memes of
-      (a) the programs alone (sampled fresh per test meme, no labels; majority vote, P(yes) = vote share)
+      (a) the programs alone (stage 1's k programs, replayed; majority vote, P(yes) = vote share)
       (b) the label-only student      } score = the student's P("yes") for the first answer token,
       (c) the rationale-trained student }   label = its decoded answer
 
@@ -287,12 +287,15 @@ def run_adapt(cfg: AdaptConfig, *, console: Any = None, sampler: Any = None) -> 
                                       max_tokens=cfg.max_tokens, progress=console is not None),
                           sampler=sampler)
 
-        # (a) programs alone on the test memes: sampled afresh without labels, majority vote
+        # (a) programs alone on the test memes: the k programs of stage 1 (written from the question
+        # and policy, before any label was seen) replayed from the synth run, majority vote per meme
         say("stage 2/5: programs as the solver on the test memes (no labels)")
+        from vpd.programs.sampler_base import load_sampler
+
         answers = predict_with_programs(_asked(test, asked), llm=cfg.llm, tools=cfg.tools,
                                         run_dir=out / "programs_test", k=cfg.k, timeout_s=cfg.timeout_s,
-                                        workers=cfg.workers, sampler=sampler, progress=console is not None,
-                                        seed=cfg.seed, max_tokens=cfg.max_tokens)
+                                        workers=cfg.workers, sampler=load_sampler(f"replay:{out / 'synth'}"),
+                                        progress=console is not None, seed=cfg.seed, max_tokens=cfg.max_tokens)
         score("programs", "(a) programs alone", _programs_answers(answers),
               {"kind": "programs", "llm": cfg.llm, "tools": cfg.tools, "k": cfg.k, "run": str(out / "programs_test")})
     finally:
