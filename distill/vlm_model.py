@@ -144,17 +144,19 @@ class GemmaAttention(nnx.Module):
         if kv is not None:
             k = jax.lax.dynamic_update_slice(kv[0], k.astype(kv[0].dtype), (0, index, 0, 0))
             v = jax.lax.dynamic_update_slice(kv[1], v.astype(kv[1].dtype), (0, index, 0, 0))
-        g = c.heads // c.kv_heads
+        g, kh, hd = c.heads // c.kv_heads, c.kv_heads, c.head_dim
         s = k.shape[1]
-        # [B, K, G*T, hd] x [B, K, S, hd]: one batched matmul per kv head (fewer transposes on CPU)
-        qg = q.reshape(b, t, c.kv_heads, g, c.head_dim).transpose(0, 2, 3, 1, 4).reshape(b, c.kv_heads, g * t, -1)
+        # Rows ordered (t, g) per kv head: [B, K, T*G, hd] x [B, K, S, hd] is one batched matmul per kv
+        # head, and for K = 1 (Gemma/PaliGemma) every reshape/transpose here is free (a bitcast).
+        qg = q.reshape(b, t, kh, g, hd).transpose(0, 2, 1, 3, 4).reshape(b, kh, t * g, hd)
         kk, vv = k.astype(q.dtype).transpose(0, 2, 1, 3), v.astype(q.dtype).transpose(0, 2, 1, 3)
-        att = jnp.einsum("bkqd,bksd->bkqs", qg, kk).astype(jnp.float32) * c.head_dim**-0.5
-        att = att.reshape(b, c.kv_heads, g, t, s)
-        att = jnp.where(mask[:, None, None], att, _NEG)
-        att = jax.nn.softmax(att, axis=-1).astype(q.dtype).reshape(b, c.kv_heads, g * t, s)
-        out = jnp.einsum("bkqs,bksd->bkqd", att, vv).reshape(b, c.kv_heads, g, t, c.head_dim)
-        out = out.transpose(0, 3, 1, 2, 4).reshape(b, t, c.heads * c.head_dim)
+        att = jnp.einsum("bkqd,bksd->bkqs", qg, kk).astype(jnp.float32) * hd**-0.5
+        # additive mask (0 / -big) broadcast over the g query rows of each position: [B, 1, T, 1, S]
+        bias = jnp.where(mask, 0.0, _NEG).astype(jnp.float32)[:, None, :, None, :]
+        att = (att.reshape(b, kh, t, g, s) + bias).reshape(b, kh, t * g, s)
+        att = jax.nn.softmax(att, axis=-1).astype(q.dtype)
+        out = jnp.einsum("bkqs,bksd->bkqd", att, vv).reshape(b, kh, t, g, hd)
+        out = out.transpose(0, 2, 1, 3, 4).reshape(b, t, c.heads * hd)
         return _dense(self.o_proj, out), (k, v)
 
 

@@ -30,8 +30,9 @@ class FakeSandboxBackend(Backend):
     def best_text_match(self, image, options):
         return options[0]
 
-    def depth(self, image):
-        return float(image.size[0])
+    def depth(self, image, box=None):
+        """The patch width (the host passes the whole image and the patch as ``box``)."""
+        return float(box[2] - box[0]) if box is not None else float(image.size[0])
 
     def llm_query(self, question, long_answer=True):
         return "paris"

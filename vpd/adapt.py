@@ -76,6 +76,7 @@ class AdaptConfig:
     smoke: bool = False  # `smoke` training recipe and at most SMOKE_TEST test memes
     workers: int = 2  # sandbox workers
     max_tokens: int = 256  # program-writer completion length
+    resume: bool = False  # continue the synth run in ``out`` (examples already done are kept)
 
 
 def policy_brief(policy: str, max_chars: int = BRIEF_CHARS) -> str:
@@ -282,7 +283,8 @@ def run_adapt(cfg: AdaptConfig, *, console: Any = None, sampler: Any = None) -> 
         # 1. programs over moderation tools, verified against the labels
         say("stage 1/5: synth (sample programs, verify them against the labels)")
         synth = run_synth(SynthConfig(data=str(out / "data" / "train"), out=str(out / "synth"), llm=cfg.llm,
-                                      tools=cfg.tools, k=cfg.k, labels=True, checker="yesno", overwrite=True,
+                                      tools=cfg.tools, k=cfg.k, labels=True, checker="yesno", overwrite=not cfg.resume,
+                                      resume=cfg.resume,
                                       seed=cfg.seed, timeout_s=cfg.timeout_s, workers=cfg.workers,
                                       max_tokens=cfg.max_tokens, progress=console is not None),
                           sampler=sampler)

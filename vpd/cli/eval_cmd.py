@@ -165,13 +165,15 @@ def adapt_cmd(
     workers: int = typer.Option(2, "--workers", help="Sandbox worker processes."),
     max_tokens: int = typer.Option(256, "--max-tokens", help="Program-writer completion length (tokens)."),
     smoke: bool = typer.Option(False, "--smoke", help="Smoke mode: smoke training recipe, <= 8 test memes."),
+    resume: bool = typer.Option(False, "--resume", help="Keep the finished part of OUT's synth run (same settings)."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     from vpd.adapt import DEFAULT_TOOLS, AdaptConfig, run_adapt
 
     cfg = AdaptConfig(policy=str(policy), data=str(data), out=str(out), max_labels=max_labels, llm=llm,
                       tools=tools or DEFAULT_TOOLS, k=k, steps=steps, preset=preset, seed=seed, max_test=max_test,
-                      smoke=smoke, workers=workers, max_tokens=max_tokens)
+                      smoke=smoke, workers=workers, max_tokens=max_tokens,
+                      resume=resume)
     report = run_adapt(cfg, console=console)
     t = Table(title=f"vpd adapt: {Path(data).name} ({report['n_train_labels']} labels, test n={report['n_test']})")
     for c in ("system", "AUROC", "accuracy"):

@@ -32,6 +32,11 @@ def train_cmd(
     """Instruction-tune the student (loss on the suffix only); writes metrics.jsonl and loss.png."""
     from rich import print as rprint
 
+    from vpd.distill import vlm_multihost
+
+    # Multi-host: join the job before any JAX computation (JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES
+    # / JAX_PROCESS_ID, or VPD_MULTIHOST=auto on TPU pods and SLURM); a no-op on one host.
+    vlm_multihost.initialize()
     from vpd.distill.vlm_train import RECIPES, train
 
     overrides = {k: v for k, v in dict(steps=steps, batch=batch, lr=lr, max_examples=max_examples).items()
