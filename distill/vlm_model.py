@@ -221,12 +221,21 @@ class PaliGemma(nnx.Module):
     def __call__(self, pixels: Float[Array, "B H W 3"], tokens: Int[Array, "B T"], valid: Bool[Array, "B T"],
                  suffix: Bool[Array, "B T"]) -> Float[Array, "B T V"]:
         """Logits for each text position (the next-token distribution after that token)."""
+        return self.logits(self.hidden(pixels, tokens, valid, suffix))
+
+    def hidden(self, pixels: Float[Array, "B H W 3"], tokens: Int[Array, "B T"], valid: Bool[Array, "B T"],
+               suffix: Bool[Array, "B T"]) -> Float[Array, "B T D"]:
+        """The decoder's last hidden states at the text positions (before the final norm)."""
         x, full_valid, full_suffix = self._sequence(pixels, tokens, valid, suffix)
         positions = jnp.cumsum(full_valid, axis=1).astype(jnp.float32)
         mask = prefix_lm_mask(full_valid, full_suffix)
         for layer in self.layers:
             x, _ = layer(x, positions, mask)
-        return self._logits(x[:, self.config.num_image_tokens:])
+        return x[:, self.config.num_image_tokens:]
+
+    def logits(self, h: Float[Array, "B T D"]) -> Float[Array, "B T V"]:
+        """Next-token logits from :meth:`hidden` states (any subset of positions)."""
+        return self._logits(h)
 
     # -- decoding with a KV cache
     def prefill(self, pixels: Float[Array, "B H W 3"], tokens: Int[Array, "B T"], valid: Bool[Array, "B T"],

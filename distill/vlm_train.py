@@ -201,12 +201,32 @@ def make_optimizer(cfg: TrainConfig) -> tuple[optax.GradientTransformation, opta
     return tx, schedule
 
 
-def suffix_loss(model: PaliGemma, batch: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
-    """(sum of weight x per-example mean suffix NLL, sum of weights) for one micro-batch."""
-    logits = model(batch["pixels"], batch["tokens"], batch["valid"], batch["suffix"])
+def target_count(batch: dict[str, np.ndarray]) -> int:
+    """The most loss targets (valid suffix tokens after the first text position) in any row."""
+    return int((np.asarray(batch["suffix"]) & np.asarray(batch["valid"]))[..., 1:].sum(-1).max(initial=0))
+
+
+def suffix_loss(model: PaliGemma, batch: dict[str, jax.Array], max_targets: int | None = None
+                ) -> tuple[jax.Array, jax.Array]:
+    """(sum of weight x per-example mean suffix NLL, sum of weights) for one micro-batch.
+
+    With ``max_targets`` (a static bound on :func:`target_count`, e.g. ``TrainConfig.max_suffix``),
+    only the positions that predict a suffix token go through the final norm, the vocabulary
+    projection and the softmax: each row's first ``max_targets`` target positions are picked with a
+    one-hot matmul (exact, and a matmul again in the backward pass, not a scatter).
+    """
+    h = model.hidden(batch["pixels"], batch["tokens"], batch["valid"], batch["suffix"])[:, :-1]
     targets = batch["tokens"][:, 1:]
-    mask = (batch["suffix"] & batch["valid"])[:, 1:].astype(jnp.float32)
-    nll = optax.softmax_cross_entropy_with_integer_labels(logits[:, :-1].astype(jnp.float32), targets)
+    is_target = (batch["suffix"] & batch["valid"])[:, 1:]
+    t = is_target.shape[1]
+    if max_targets is not None and 0 < max_targets < t:
+        idx = jnp.argsort(~is_target, axis=1, stable=True)[:, :max_targets]  # target positions first, in order
+        h = jnp.einsum("bst,btd->bsd", jax.nn.one_hot(idx, t, dtype=h.dtype), h)
+        targets = jnp.take_along_axis(targets, idx, axis=1)
+        mask = jnp.take_along_axis(is_target, idx, axis=1).astype(jnp.float32)
+    else:
+        mask = is_target.astype(jnp.float32)
+    nll = optax.softmax_cross_entropy_with_integer_labels(model.logits(h).astype(jnp.float32), targets)
     per_example = (nll * mask).sum(-1) / jnp.maximum(mask.sum(-1), 1.0)
     w = batch["weight"].astype(jnp.float32)
     return (w * per_example).sum(), w.sum()
@@ -226,7 +246,7 @@ def _update(trainable, frozen, opt_state, batch, *, graphdef, cfg: TrainConfig, 
         t, f = (_cast(tr, jnp.bfloat16), _cast(frozen, jnp.bfloat16)) if cfg.bf16 else (tr, frozen)
         if cfg.bf16:
             mb = dict(mb, pixels=mb["pixels"].astype(jnp.bfloat16))
-        return suffix_loss(nnx.merge(graphdef, t, f), mb)
+        return suffix_loss(nnx.merge(graphdef, t, f), mb, cfg.max_suffix)
 
     grad_fn = jax.value_and_grad(micro_loss, has_aux=True)
 
@@ -284,6 +304,9 @@ class Trainer:
     def step(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
         """One update from a host batch of ``accum * batch`` rows (reshaped to ``[accum, batch, …]``)."""
         a = self.cfg.accum
+        if target_count(batch) > self.cfg.max_suffix:
+            raise ValueError(f"a row has {target_count(batch)} suffix targets, more than max_suffix="
+                             f"{self.cfg.max_suffix} (the static bound the loss is compiled for)")
         shaped = {k: v.reshape(a, v.shape[0] // a, *v.shape[1:]) for k, v in batch.items()}
         placed = global_batch(self.mesh, shaped)
         self.trainable, self.opt_state, metrics = self._step(self.trainable, self.frozen, self.opt_state, placed)

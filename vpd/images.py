@@ -6,7 +6,7 @@ import hashlib
 import io
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 
 class ImageLoadError(ValueError):
@@ -24,8 +24,8 @@ def load_image(source: str | Path | bytes | Image.Image) -> Image.Image:
         try:
             img = Image.open(io.BytesIO(source))
             img.load()
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise ImageLoadError(f"cannot decode image bytes: {exc}") from exc
+        except Exception as exc:  # any decoder failure (plugins patched into PIL raise their own types)
+            raise ImageLoadError(f"cannot decode image bytes: {type(exc).__name__}: {exc}") from exc
         return img.convert("RGB")
     path = Path(source)
     if not path.exists():
@@ -36,8 +36,8 @@ def load_image(source: str | Path | bytes | Image.Image) -> Image.Image:
         with Image.open(path) as img:
             img.load()
             return img.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise ImageLoadError(f"corrupt or unreadable image {path}: {exc}") from exc
+    except Exception as exc:  # any decoder failure (e.g. ultralytics patches PIL.Image.open)
+        raise ImageLoadError(f"corrupt or unreadable image {path}: {type(exc).__name__}: {exc}") from exc
 
 
 def image_digest(image: Image.Image) -> str:
