@@ -33,6 +33,7 @@ from flax import nnx
 
 from vpd.distill import vlm_checkpoint as ckpt
 from vpd.distill.vlm_config import preset as get_preset, PRESETS
+from vpd.distill.vlm_host_memory import keep_freed_host_memory
 from vpd.distill.vlm_lora import apply_lora, trainable_filter
 from vpd.distill.vlm_model import PaliGemma, count_params
 from vpd.distill.vlm_preprocess import encode_example, normalize, prefix_ids, resize_uint8
@@ -278,6 +279,7 @@ class Trainer:
     """Holds the sharded trainable/frozen state and optimizer; :meth:`step` runs one update."""
 
     def __init__(self, model: PaliGemma, cfg: TrainConfig) -> None:
+        keep_freed_host_memory()  # best placed earlier (see vlm_host_memory); cheap to repeat
         self.cfg = cfg
         self.mesh = make_mesh(MeshSpec.parse(cfg.mesh))
         self.graphdef, trainable, frozen = nnx.split(model, trainable_filter(cfg.lora_rank), ...)
@@ -402,6 +404,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
 def train(data: str | Path, model_spec: str, out: str | Path, cfg: TrainConfig, *, resume: bool = False,
           stop_at: int | None = None, progress: bool = True) -> TrainResult:
     """Train and write the checkpoint folder ``out``; ``stop_at`` ends early (simulates an interruption)."""
+    keep_freed_host_memory()  # before JAX's first computation: no page-faulting of the step's scratch
     out = Path(out)
     t0 = time.time()
     records, problems = read_mixture(data, cfg.max_examples)

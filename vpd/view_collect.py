@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from math import comb
 from pathlib import Path
 from typing import Any, Iterator
+
+from vpd.synth_report import pass_at_k
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,16 +179,6 @@ def collect(run_dir: str | Path, also: list[str | Path] | tuple = ()) -> RunView
     return RunView(root=root, examples=examples, report=_read_json(root / "report.json"),
                    manifest=_read_json(root / "manifest.json"), lskd=lskd, metrics=metrics,
                    evals=evals, bad_lines=bad[0])
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k (Chen et al. 2021) from ``n`` samples with ``c`` correct."""
-    if n <= 0:
-        return 0.0
-    k = min(k, n)
-    if n - c < k:
-        return 1.0
-    return 1.0 - comb(n - c, k) / comb(n, k)
 
 
 def summarise(view: RunView) -> dict[str, Any]:
