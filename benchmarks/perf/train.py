@@ -7,7 +7,8 @@ Fairness: both trainers get the same config (``--preset``, built for transformer
 ``vpd.distill.vlm_import.to_hf_config``), batch, sequence (image tokens + ``--prefix`` text tokens
 + ``--suffix`` target tokens), AdamW with global-norm clipping and the loss on the suffix only, in
 one process on the same cores (``--threads`` pins the process to that many cores; torch gets
-``set_num_threads`` of the same number, XLA sizes its pool from the same affinity) with the same
+``set_num_threads`` of the same number and ``OMP_WAIT_POLICY=PASSIVE``, XLA sizes its pool from
+the same affinity) with the same
 host-allocator settings (:mod:`vpd.distill.vlm_host_memory`, applied in both before either
 framework starts; ``--no-keep-host-memory`` measures without). Each side lives in its own worker
 process (so one framework's spinning idle threads never share the cores with the other's timed
@@ -103,6 +104,9 @@ def _worker(side: str, spec: dict, conn) -> None:
 
         keep_freed_host_memory()
     if side == "torch":
+        # Sleep, don't spin, at OpenMP barriers: on a shared machine a spinning thread waits for a
+        # descheduled partner and torch's step slows several-fold (a stronger, steadier baseline).
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         import torch
 
         torch.set_num_threads(spec["threads"])
@@ -184,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--suffix", type=int, default=24, help="target tokens")
     ap.add_argument("--rounds", type=int, default=5, help="alternating timing rounds (median reported)")
     ap.add_argument("--steps", type=int, default=5, help="timed steps per side per round")
-    ap.add_argument("--warmup", type=int, default=2, help="untimed steps per side (compilation)")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed steps per side (compilation)")
     ap.add_argument("--threads", type=int, default=None, help="pin the process to this many cores (default: all)")
     ap.add_argument("--no-keep-host-memory", action="store_true",
                     help="leave glibc malloc at its defaults (see vpd.distill.vlm_host_memory)")

@@ -67,11 +67,14 @@ class VpdVlmBackend(_Generative):
         return [self.tokenizer.decode(row).strip() for row in ids]
 
     def _vqa(self, images: list[Image.Image], questions: list[str]) -> list[str]:
-        from vpd.distill.vlm_preprocess import label_prompt, rationale_prompt
+        # the exact prompts the student was trained on (vpd.distill.mixture)
+        from vpd.distill.mixture import label_prefix, rationale_prefix
+        from vpd.types import Example
 
+        examples = [Example(id=str(i), image="", question=q) for i, q in enumerate(questions)]
         if self.rationale:
-            return [answer_from_rationale(t) for t in self._decode(images, [rationale_prompt(q) for q in questions])]
-        return self._decode(images, [label_prompt(q) for q in questions])
+            return [answer_from_rationale(t) for t in self._decode(images, [rationale_prefix(e) for e in examples])]
+        return self._decode(images, [label_prefix(e) for e in examples])
 
     def _caption(self, images: list[Image.Image]) -> list[str]:
         return self._decode(images, [self.caption_prompt] * len(images))
