@@ -1,7 +1,11 @@
 """Instruction tuning of the student on a ``vpd mix`` mixture (``DS/train.jsonl``).
 
 * loss: next-token cross-entropy on the suffix only (answer / rationale + ``<eos>``), averaged
-  per example, then a weighted mean over the batch with the mixture's ``weight`` field;
+  per example, then a weighted mean over the batch with the mixture's ``weight`` field; only the
+  (at most ``max_suffix``) positions that predict a suffix token get vocabulary logits;
+* speed: one jitted update (forward, backward, optimizer) with donated state, and glibc told to
+  keep freed memory (:mod:`vpd.distill.vlm_host_memory`) so the step's ~200 MiB scratch block is
+  not page-faulted in again every step;
 * optax AdamW (decay on matrices only) with linear warmup + cosine decay, global-norm clipping;
 * gradient accumulation (``accum`` micro-batches of ``batch`` rows, one update), bf16 compute
   option (float32 master weights), optional LoRA (:mod:`vpd.distill.vlm_lora`);

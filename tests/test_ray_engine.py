@@ -271,3 +271,29 @@ def test_resume_runs_only_the_missing_examples(ray_cluster, shapes_dir, recordin
     ids = _candidate_ids(out)
     assert len(ids) == len(set(ids)) == 40
     assert min(summary["shards"]) == 1  # numbered after the local run's candidates-00000.jsonl
+
+
+@pytest.mark.slow
+def test_rationalize_on_ray_matches_local(ray_cluster, local_run, tmp_path):
+    """`vpd rationalize --engine ray` writes the same rationales, in the same order, as the local engine."""
+    import shutil
+
+    import ray
+
+    from vpd.distill.rationalize import rationalize_run
+    from vpd.ray_engine import rationalize_ray
+
+    local_out, _ = local_run
+    copy = tmp_path / "copy"
+    shutil.copytree(local_out, copy)
+    rationalize_run(local_out, rewriter="template", show_progress=False)
+    ray.init(address=ray_cluster, log_to_driver=False)
+    try:
+        total = rationalize_ray(copy, rewriter="template", shards=3)
+    finally:
+        ray.shutdown()
+    want = [json.loads(l) for l in (local_out / "rationales.jsonl").read_text().splitlines()]
+    got = [json.loads(l) for l in (copy / "rationales.jsonl").read_text().splitlines()]
+    assert want and [r["rationale"] for r in got] == [r["rationale"] for r in want]
+    assert total["kept"] == sum(1 for r in want if r.get("kept", True)) and total["shards"] == 3
+    assert json.loads((copy / "report.json").read_text())["rationalize"]["engine"] == "ray"

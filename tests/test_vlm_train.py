@@ -118,6 +118,29 @@ def test_accumulation_equals_one_big_batch():
         np.testing.assert_allclose(p1[k], p2[k], atol=1e-4, err_msg=k)
 
 
+def test_loss_on_gathered_suffix_positions_equals_full_loss():
+    import jax
+    from flax import nnx
+
+    from vpd.distill.vlm_train import suffix_loss, target_count
+
+    cfg = preset("test")
+    model = build_model(cfg, seed=4)
+    batch = random_batch(cfg, 6)
+    batch["suffix"][1, 6:8] = False  # a gap: targets need not be contiguous
+    n = target_count(batch)
+    assert n == 6  # 12 tokens, suffix from 6; even rows end with 3 pads, row 1 has a gap of 2
+    jb = {k: jax.numpy.asarray(v) for k, v in batch.items()}
+    loss = nnx.jit(suffix_loss, static_argnums=2)
+    full = [float(x) for x in loss(model, jb, None)]
+    np.testing.assert_allclose([float(x) for x in loss(model, jb, n)], full, rtol=1e-5)
+    short = float(loss(model, jb, n - 2)[0])  # too small a bound drops targets
+    assert abs(short - full[0]) > 1e-4
+    trainer = Trainer(build_model(cfg), TrainConfig(batch=6, steps=2, warmup_steps=0, max_suffix=n - 1))
+    with pytest.raises(ValueError, match="max_suffix"):
+        trainer.step(batch)
+
+
 def test_lora_updates_only_adapters_and_bf16_runs():
     from vpd.distill.vlm_lora import apply_lora
 

@@ -456,3 +456,65 @@ def run_ray_cli(cfg: SynthConfig, **options: Any) -> int:
 
 __all__ = ["run_ray_cli", "run_synth_ray", "synth_shard", "partition", "ToolActorImpl", "ActorBackend", "actor_toolbox",
            "commit_file", "committed_ids", "committed_shards", "shard_committed"]
+
+
+# ---------------------------------------------------------------------------------------------
+# rationalize on Ray
+# ---------------------------------------------------------------------------------------------
+def rationalize_shard(items: list[Any], rewriter: str, llm: str | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rewrite and check one shard of verified items; pure (outputs returned, nothing written)."""
+    from vpd.distill.rationale import load_rewriter
+    from vpd.distill.rationalize import RationalizeReport, rationalize_items
+
+    opts = {"llm": llm} if (rewriter == "llm" and llm) else {}
+    report = RationalizeReport(rewriter=rewriter, verified=len(items))
+    records = rationalize_items(items, load_rewriter(rewriter, **opts), report)
+    return records, report.to_dict()
+
+
+def rationalize_ray(run: str | Path, *, rewriter: str = "template", llm: str | None = None,
+                    address: str | None = None, shards: int | None = None, max_retries: int = 3) -> dict[str, Any]:
+    """``vpd rationalize --engine ray``: shards of verified examples as Ray tasks.
+
+    Tasks are pure (they return their records), so a retried or duplicated task cannot write twice;
+    the driver writes ``rationales.jsonl`` once, atomically, in the local engine's order, and merges
+    the per-shard counts into ``report.json`` under ``rationalize``.
+    """
+    import ray
+
+    from vpd.distill.rationale import TraceItem
+    from vpd.distill.run_io import ReadStats, merge_report, read_verified, write_jsonl
+
+    t0 = time.time()
+    run = Path(run)
+    stats = ReadStats()
+    verified = read_verified(run, stats)
+    items = [TraceItem(example=v.example, program=v.candidate.program or "", trace=v.candidate.trace,
+                       answer=v.candidate.answer) for v in verified]
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    n = max(1, min(len(items), shards or int(ray.cluster_resources().get("CPU", 1)) * 2))
+    chunks = [items[i::n] for i in range(n)]
+    remote = ray.remote(max_retries=max_retries, retry_exceptions=True)(rationalize_shard)
+    outs = ray.get([remote.remote(c, rewriter, llm) for c in chunks])
+    by_id: dict[str, dict[str, Any]] = {}
+    total: dict[str, Any] = {"rewriter": rewriter, "bad_lines": stats.bad_lines, "engine": "ray", "shards": n}
+    for records, rep in outs:
+        for rec in records:
+            by_id[str((rec.get("example") or {}).get("id"))] = rec
+        for key, value in rep.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("seconds",):
+                total[key] = total.get(key, 0) + value
+            elif isinstance(value, dict):
+                merged = total.setdefault(key, {})
+                for k, v in value.items():
+                    merged[k] = merged.get(k, 0) + v
+            elif isinstance(value, list):
+                total.setdefault(key, []).extend(value)
+            else:
+                total.setdefault(key, value)
+    order = [it.example.id for it in items]
+    write_jsonl(run / "rationales.jsonl", [by_id[i] for i in order if i in by_id])
+    total["seconds"] = round(time.time() - t0, 3)
+    merge_report(run, "rationalize", total)
+    return total

@@ -20,10 +20,23 @@ def rationalize_cmd(
     run: Path = typer.Argument(..., help="A synth run folder (reads verified.jsonl)."),
     rewriter: str = typer.Option("template", "--rewriter", help="template | llm"),
     llm: Optional[str] = typer.Option(None, "--llm", help="Sampler spec for --rewriter llm (default: gemma)."),
+    engine: str = typer.Option("local", "--engine", help="local | ray (shards of examples as Ray tasks)."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: start a local one)."),
+    shards: Optional[int] = typer.Option(None, "--shards", help="Ray shards (default: 2 per CPU)."),
 ) -> None:
     """Rewrite every verified trace into a rationale, check it, fall back to the template; writes RUN/rationales.jsonl."""
     from vpd.distill.rationalize import rationalize_run
 
+    if engine == "ray":
+        from vpd.ray_engine import rationalize_ray
+
+        total = rationalize_ray(run, rewriter=rewriter, llm=llm, address=address, shards=shards)
+        console.print(f"[bold]rationalize (ray, {total['shards']} shards)[/] {run}: {total.get('verified', 0)} verified "
+                      f"-> {total.get('kept', 0)} kept, fallbacks {total.get('fallbacks', 0)}")
+        console.print(f"wrote {Path(run) / 'rationales.jsonl'}")
+        return
+    if engine != "local":
+        raise typer.BadParameter("--engine must be 'local' or 'ray'")
     rep = rationalize_run(run, rewriter=rewriter, llm=llm)
     console.print(f"[bold]rationalize[/] {run}: {rep.verified} verified -> {rep.kept} kept rationales "
                   f"({rep.rewriter} ok {rep.rewriter_ok}, fallbacks {rep.fallbacks}, dropped {rep.dropped}, "
