@@ -5,17 +5,16 @@ decoding with vs without the KV cache.
 
 Fairness: both trainers get the same config (``--preset``, built for transformers with
 ``vpd.distill.vlm_import.to_hf_config``), batch, sequence (image tokens + ``--prefix`` text tokens
-+ ``--suffix`` target tokens), AdamW with global-norm clipping and the loss on the suffix only, in
-one process on the same cores (``--threads`` pins the process to that many cores; torch gets
-``set_num_threads`` of the same number and ``OMP_WAIT_POLICY=PASSIVE``, XLA sizes its pool from
-the same affinity) with the same
-host-allocator settings (:mod:`vpd.distill.vlm_host_memory`, applied in both before either
-framework starts; ``--no-keep-host-memory`` measures without). Each side lives in its own worker
-process (so one framework's spinning idle threads never share the cores with the other's timed
-steps), builds its model and runs ``--warmup`` steps (compilation, allocator warm-up) untimed; then
-``--rounds`` rounds alternate which side goes first and time ``--steps`` steps each, every step
-ending with the loss on the host (``float(loss)``) on both sides. The machine is shared, so the
-per-round ratio ours/torch is printed with its median and the load average.
++ ``--suffix`` target tokens), AdamW with global-norm clipping and the loss on the suffix only, on
+the same cores (``--threads N`` pins to N cores, default all; torch gets ``set_num_threads(N)`` and
+``OMP_WAIT_POLICY=PASSIVE``, XLA sizes its pool from the same affinity) and the same host-allocator
+settings (:mod:`vpd.distill.vlm_host_memory`; ``--no-keep-host-memory`` measures without). Each
+side lives in its own worker process (one framework's idle threads never share the cores with the
+other's timed steps), builds its model and runs ``--warmup`` untimed steps (compilation, allocator
+warm-up); then ``--rounds`` rounds alternate which side goes first and time ``--steps`` steps each,
+every step ending with the loss on the host (``float(loss)``) on both sides. The machine is shared,
+so the per-round ratio ours/torch is printed with its median, the load average and the minor page
+faults per step.
 
 Then greedy decoding tokens/s with the cache (``lax.while_loop`` + KV cache) and without (the whole
 sequence recomputed each step), and their ratio.
