@@ -143,11 +143,13 @@ def run_demo(out: str | Path = "runs/demo", *, size: str = "small", llm: str = "
         res = run_synth(SynthConfig(data=str(out / "train"), out=str(out / "synth"), llm=llm, tools="shapes",
                                     k=preset.k, seed=seed, workers=2, cache="memory"), sampler=state["sampler"])
         print_report(res.report)
-        v = res.report.get("verified", {})
+        overall = res.report.get("overall", {})
         state["synth_report"] = res.report
-        share = v.get("share") if isinstance(v, dict) else None
-        return f"verified {v.get('examples', '?') if isinstance(v, dict) else v} examples" + (
-            f" ({100 * share:.0f}%)" if isinstance(share, (int, float)) else "")
+        share = float(overall.get("verified_share", 0.0))
+        n = int(overall.get("examples", 0))
+        return (f"verified {round(share * n)}/{n} examples ({100 * share:.0f}%), pass@1 "
+                f"{100 * float(overall.get('pass@1', 0)):.0f}%, pass@{preset.k} "
+                f"{100 * float(overall.get(f'pass@{preset.k}', 0)):.0f}%")
 
     st.run("synth", synth)
 
@@ -167,9 +169,12 @@ def run_demo(out: str | Path = "runs/demo", *, size: str = "small", llm: str = "
 
         rep = run_lskd(LskdConfig(data=str(out / "train"), out=str(out / "lskd"), llm=llm, tools="shapes",
                                   max_images=preset.lskd_images, seed=seed), sampler=state["sampler"])
-        crit = rep.critic or {}
-        return (f"{sum(rep.triples.values())} triples, kept {rep.kept} (critic F1 "
-                f"{crit.get('f1', crit.get('test', {}).get('f1', '?')) if isinstance(crit, dict) else '?'})")
+        held = (rep.critic or {}).get("heldout") or {}
+        f1 = held.get("f1")
+        return (f"{sum(rep.triples.values())} triples ({', '.join(f'{k} {v}' for k, v in rep.triples.items())}), "
+                f"kept {rep.kept}; critic on held-out labelled triples: "
+                + (f"P {held.get('precision', 0):.2f} R {held.get('recall', 0):.2f} F1 {f1:.2f}" if f1 is not None
+                   else "not trained"))
 
     st.run("lskd", lskd)
     sampler = state.pop("sampler")
