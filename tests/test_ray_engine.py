@@ -87,7 +87,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory):
     """``ray start --head`` on 127.0.0.1 with 2 CPUs; yields its address; ``ray stop --force`` after."""
-    pytest.importorskip("ray")
+    import ray  # noqa: F401  (installed by requirements.txt; never skipped)
     port = _free_port()
     tmp = tmp_path_factory.mktemp("ray")
     # Ray >= 2.5x turns token auth on when ~/.ray/auth_token exists, but a driver reads its token

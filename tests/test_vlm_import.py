@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402  (installed by requirements.txt; never skipped)
 
 from vpd.distill.vlm_config import preset  # noqa: E402
 from vpd.distill.vlm_import import (CheckpointError, ShapeMismatchError, load_hf_paligemma,  # noqa: E402
