@@ -101,9 +101,14 @@ def label_all(triples: list[Triple], verbs: dict[str, Verbalisation], scenes: di
 
 
 def run_lskd(cfg: LskdConfig, *, sampler: Any = None, toolbox: Any = None, embedder: Any = None,
-             show_progress: bool = True, log: Any = print) -> LskdReport:
+             show_progress: bool = True, log: Any = print, mapper: Any = None) -> LskdReport:
     """Run the whole stage (see the module docstring). ``sampler``/``toolbox``/``embedder`` override
-    the specs (for reuse across calls)."""
+    the specs (for reuse across calls).
+
+    ``mapper(images, cfg) -> (verbs, errors, (llm_triples, rejects, counts))`` replaces the per-image
+    work (verbalisation and LLM triples), e.g. with Ray shards (:func:`vpd.ray_engine.lskd_ray_mapper`);
+    labelling, the critic and keeping stay global here.
+    """
     from vpd.datasets import read_examples
 
     out = Path(cfg.out)
@@ -116,13 +121,20 @@ def run_lskd(cfg: LskdConfig, *, sampler: Any = None, toolbox: Any = None, embed
     report.images = len(images)
     scenes = scenes_by_image(examples)
 
+    mapped: Any = mapper(images, cfg) if mapper is not None else None
     # 1. verbalise
-    if toolbox is None:
+    if mapped is not None:
+        verbs_m, errors_m, _ = mapped
+        verbs = dict(verbs_m)
+        report.verbalise_errors.extend(errors_m)
+        images = []  # already done by the mapper
+    if toolbox is None and mapped is None:
         from vpd.tools import load
 
         toolbox = load(cfg.tools)
-    verbs: dict[str, Verbalisation] = {}
-    prog, tick = _progress(len(images), "verbalise") if show_progress else (None, lambda k=1: None)
+    if mapped is None:
+        verbs: dict[str, Verbalisation] = {}
+    prog, tick = _progress(len(images), "verbalise") if (show_progress and images) else (None, lambda k=1: None)
     if prog:
         prog.start()
     try:
@@ -146,7 +158,12 @@ def run_lskd(cfg: LskdConfig, *, sampler: Any = None, toolbox: Any = None, embed
     t1 = time.perf_counter()
     triples: list[Triple] = []
     rejects: list[Rejected] = []
-    if cfg.llm and cfg.llm != "none":
+    if mapped is not None and cfg.llm and cfg.llm != "none":
+        ts, rj, counts = mapped[2]
+        triples.extend(ts)
+        rejects.extend(rj)
+        report.llm = {"spec": cfg.llm, **counts}
+    elif cfg.llm and cfg.llm != "none":
         if sampler is None:
             from vpd.programs.samplers import load_sampler
 

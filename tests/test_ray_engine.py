@@ -297,3 +297,27 @@ def test_rationalize_on_ray_matches_local(ray_cluster, local_run, tmp_path):
     assert want and [r["rationale"] for r in got] == [r["rationale"] for r in want]
     assert total["kept"] == sum(1 for r in want if r.get("kept", True)) and total["shards"] == 3
     assert json.loads((copy / "report.json").read_text())["rationalize"]["engine"] == "ray"
+
+
+@pytest.mark.slow
+def test_lskd_on_ray_matches_local(ray_cluster, shapes_dir, tmp_path):
+    """`vpd lskd --engine ray`: image shards on Ray give the same verbalisations and kept triples as local."""
+    import ray
+
+    from vpd.distill.lskd_run import LskdConfig, run_lskd
+    from vpd.ray_engine import lskd_ray_mapper
+
+    def cfg(out):
+        return LskdConfig(data=str(shapes_dir), out=str(out), llm=None, tools="shapes", max_images=6, seed=0)
+
+    local = run_lskd(cfg(tmp_path / "local"), show_progress=False, log=lambda *a, **k: None)
+    ray.init(address=ray_cluster, log_to_driver=False)
+    try:
+        remote = run_lskd(cfg(tmp_path / "ray"), show_progress=False, log=lambda *a, **k: None,
+                          mapper=lskd_ray_mapper(shards=3))
+    finally:
+        ray.shutdown()
+    assert remote.verbalised == local.verbalised == 6
+    assert remote.triples == local.triples and remote.kept == local.kept
+    for name in ("verbalisations.jsonl", "lskd.jsonl"):
+        assert (tmp_path / "ray" / name).read_text() == (tmp_path / "local" / name).read_text()

@@ -518,3 +518,63 @@ def rationalize_ray(run: str | Path, *, rewriter: str = "template", llm: str | N
     total["seconds"] = round(time.time() - t0, 3)
     merge_report(run, "rationalize", total)
     return total
+
+
+# ---------------------------------------------------------------------------------------------
+# LSKD on Ray: the per-image work (verbalise, LLM triples) in shards; labels + critic stay global
+# ---------------------------------------------------------------------------------------------
+def lskd_shard(images: list[str], cfg: Any) -> tuple[list[tuple[str, Any]], list[str], tuple[list, list, dict]]:
+    """Verbalise ``images`` with ``cfg.tools`` and ask ``cfg.llm`` for triples; pure (returns results)."""
+    from vpd.distill.lskd import llm_triples
+    from vpd.distill.verbalize import verbalise
+    from vpd.tools import load
+
+    toolbox = load(cfg.tools)
+    verbs: list[tuple[str, Any]] = []
+    errors: list[str] = []
+    for img in images:
+        try:
+            v = verbalise(img, toolbox)
+            verbs.append((img, v))
+            errors.extend(f"{img}: {e}" for e in v.errors[:3])
+        except Exception as exc:  # unreadable image: recorded, the run goes on
+            errors.append(f"{img}: {type(exc).__name__}: {exc}")
+    llm_out: tuple[list, list, dict] = ([], [], {})
+    if cfg.llm and cfg.llm != "none":
+        from vpd.programs.samplers import load_sampler
+
+        sampler = load_sampler(cfg.llm)
+        try:
+            llm_out = llm_triples([v for _, v in verbs], sampler, n=cfg.llm_samples, temperature=cfg.temperature,
+                                  max_tokens=cfg.max_tokens, seed=cfg.seed)
+        finally:
+            sampler.close()
+    return verbs, errors, llm_out
+
+
+def lskd_ray_mapper(*, address: str | None = None, shards: int | None = None, max_retries: int = 3):
+    """A ``mapper`` for :func:`vpd.distill.lskd_run.run_lskd` that runs image shards as Ray tasks.
+
+    Tasks are pure, so retries cannot duplicate; results are reassembled in the local image order.
+    """
+
+    def mapper(images: list[str], cfg: Any) -> tuple[list[tuple[str, Any]], list[str], tuple[list, list, dict]]:
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        n = max(1, min(len(images), shards or int(ray.cluster_resources().get("CPU", 1)) * 2))
+        remote = ray.remote(max_retries=max_retries, retry_exceptions=True)(lskd_shard)
+        outs = ray.get([remote.remote(images[i::n], cfg) for i in range(n)])
+        by_image = {img: v for verbs, _, _ in outs for img, v in verbs}
+        verbs = [(img, by_image[img]) for img in images if img in by_image]
+        errors = [e for _, errs, _ in outs for e in errs]
+        triples, rejects, counts = [], [], {}
+        for _, _, (ts, rj, c) in outs:
+            triples.extend(ts)
+            rejects.extend(rj)
+            for k, v in c.items():
+                counts[k] = counts.get(k, 0) + v if isinstance(v, (int, float)) else v
+        return verbs, errors, (triples, rejects, counts)
+
+    return mapper

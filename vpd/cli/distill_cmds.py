@@ -70,13 +70,22 @@ def _print_metrics(section: dict) -> None:
 
 
 def _run_lskd(data: Path, out: Path, llm: str, tools: str, critic: Optional[Path], threshold: float,
-              max_images: Optional[int], per_image: int, samples: int) -> None:
+              max_images: Optional[int], per_image: int, samples: int, engine: str = "local",
+              address: Optional[str] = None) -> None:
     from vpd.distill.lskd_run import LskdConfig, run_lskd
+
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter("--engine must be 'local' or 'ray'")
+    mapper = None
+    if engine == "ray":
+        from vpd.ray_engine import lskd_ray_mapper
+
+        mapper = lskd_ray_mapper(address=address)
 
     cfg = LskdConfig(data=str(data), out=str(out), llm=None if llm == "none" else llm, tools=tools,
                      critic=str(critic) if critic else None, threshold=threshold, max_images=max_images,
                      per_image=per_image, llm_samples=samples)
-    rep = run_lskd(cfg, log=console.print)
+    rep = run_lskd(cfg, log=console.print, mapper=mapper)
     console.print(f"[bold]lskd[/] {rep.verbalised}/{rep.images} images verbalised; triples "
                   + ", ".join(f"{k} {v}" for k, v in sorted(rep.triples.items()))
                   + f"; rejected " + (", ".join(f"{k} {v}" for k, v in sorted(rep.rejected.items())) or "0")
@@ -103,6 +112,8 @@ def lskd_main(
     max_images: Optional[int] = typer.Option(None, "--max-images", help="Use at most this many images."),
     per_image: int = typer.Option(6, "--per-image", help="Verbaliser triples per image."),
     samples: int = typer.Option(1, "--samples", help="LLM completions per image."),
+    engine: str = typer.Option("local", "--engine", help="local | ray (verbalisation and LLM triples in Ray shards)."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: a local one)."),
 ) -> None:
     """Generate LSKD triples (when no sub-command is given)."""
     if ctx.invoked_subcommand is not None:
@@ -110,7 +121,7 @@ def lskd_main(
     if data is None or out is None:
         console.print(ctx.get_help())
         raise typer.Exit(2)
-    _run_lskd(data, out, llm, tools, critic, threshold, max_images, per_image, samples)
+    _run_lskd(data, out, llm, tools, critic, threshold, max_images, per_image, samples, engine, address)
 
 
 @lskd_app.command("run")
@@ -124,9 +135,11 @@ def lskd_run_cmd(
     max_images: Optional[int] = typer.Option(None, "--max-images", help="Use at most this many images."),
     per_image: int = typer.Option(6, "--per-image", help="Verbaliser triples per image."),
     samples: int = typer.Option(1, "--samples", help="LLM completions per image."),
+    engine: str = typer.Option("local", "--engine", help="local | ray (verbalisation and LLM triples in Ray shards)."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: a local one)."),
 ) -> None:
     """Generate LSKD triples (same as `vpd lskd --data D --out RUN`)."""
-    _run_lskd(data, out, llm, tools, critic, threshold, max_images, per_image, samples)
+    _run_lskd(data, out, llm, tools, critic, threshold, max_images, per_image, samples, engine, address)
 
 
 @lskd_app.command("train-critic")
