@@ -319,7 +319,10 @@ class Trainer:
         return {k: float(v) for k, v in metrics.items()}
 
     def model(self) -> PaliGemma:
-        return nnx.merge(self.graphdef, jax.device_get(self.trainable), jax.device_get(self.frozen))
+        # all-gathers arrays sharded over other hosts' devices (FSDP across hosts); device_get otherwise
+        from vpd.distill.vlm_multihost import gather_to_host
+
+        return nnx.merge(self.graphdef, gather_to_host(self.trainable), gather_to_host(self.frozen))
 
     def params_flat(self) -> dict[str, np.ndarray]:
         model = self.model()
@@ -439,6 +442,9 @@ def train(data: str | Path, model_spec: str, out: str | Path, cfg: TrainConfig, 
     if cfg.batch % MeshSpec.parse(cfg.mesh).size:
         raise ValueError(f"batch {cfg.batch} must be divisible by the mesh size {MeshSpec.parse(cfg.mesh).size}")
     trainer = Trainer(model, cfg)
+    from vpd.distill.vlm_multihost import is_primary
+
+    primary = is_primary()
     metrics_file = out / "metrics.jsonl"
     if resumed:
         start, tree = ckpt.restore_state(out)
@@ -446,9 +452,10 @@ def train(data: str | Path, model_spec: str, out: str | Path, cfg: TrainConfig, 
         _truncate_metrics(metrics_file, start)
     else:
         out.mkdir(parents=True, exist_ok=True)
-        ckpt.write_meta(out, meta, tok)
-        metrics_file.write_text("")
-        (out / "problems.jsonl").write_text("".join(json.dumps(p) + "\n" for p in data_.problems))
+        if primary:  # multi-host: only process 0 writes the shared files
+            ckpt.write_meta(out, meta, tok)
+            metrics_file.write_text("")
+            (out / "problems.jsonl").write_text("".join(json.dumps(p) + "\n" for p in data_.problems))
     mgr = ckpt.manager(out)
     end = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
     tokens_per_row = data_.valid.sum(1) + model.config.num_image_tokens
@@ -467,7 +474,7 @@ def train(data: str | Path, model_spec: str, out: str | Path, cfg: TrainConfig, 
             loss = m["loss"]
             if not math.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss} at step {step + 1}; lower --lr or disable --bf16")
-            if (step + 1) % cfg.log_every == 0 or step + 1 == end:
+            if primary and ((step + 1) % cfg.log_every == 0 or step + 1 == end):
                 mf.write(json.dumps({"step": step + 1, "loss": loss, "grad_norm": m["grad_norm"],
                                      "lr": float(trainer.schedule(step)), "examples_per_s": gb / dt,
                                      "tokens_per_s": float(tokens_per_row[rows].sum()) / dt, "seconds": dt}) + "\n")
@@ -479,6 +486,7 @@ def train(data: str | Path, model_spec: str, out: str | Path, cfg: TrainConfig, 
         mgr.save(0, args=ckpt.ocp.args.StandardSave(trainer.state_tree(0)))
     mgr.wait_until_finished()
     mgr.close()
-    _write_loss_png(metrics_file, out / "loss.png")
+    if primary:
+        _write_loss_png(metrics_file, out / "loss.png")
     return TrainResult(out=out, steps_done=end, final_loss=loss, examples=len(data_), problems=len(data_.problems),
                        params=count_params(model), seconds=time.time() - t0)
