@@ -19,6 +19,8 @@ and listed in ``missing``; a prediction for an unknown id is ignored and listed 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import importlib
 import json
 from dataclasses import dataclass, field
@@ -111,7 +113,7 @@ class Results:
         return out
 
 
-class Benchmark:
+class Benchmark(ABC):
     """Base class: subclasses set the class attributes and implement ``load``/``extract``/``score``."""
 
     name: ClassVar[str] = ""
@@ -123,8 +125,9 @@ class Benchmark:
     reference: ClassVar[str] = ""
 
     # -- loading ---------------------------------------------------------------------------
+    @abstractmethod
     def load(self, path: str | Path) -> list[Item]:
-        raise NotImplementedError
+        ...
 
     def data_files(self, path: str | Path) -> list[Path]:
         """The files whose bytes define the data (hashed into results)."""
@@ -200,12 +203,15 @@ class Benchmark:
         return {k: preds[k] for k in wanted if k in preds}, missing, extra
 
     # -- scoring ---------------------------------------------------------------------------
+    @abstractmethod
     def extract(self, text: str, item: Item | None = None) -> JSON:
-        raise NotImplementedError
+        ...
+
+    @abstractmethod
 
     def score(self, items: list[Item], predictions: dict[Hashable, Prediction], *,
               strict: bool = False) -> Results:
-        raise NotImplementedError
+        ...
 
     def score_file(self, data: str | Path, predictions: str | Path, *, strict: bool = False) -> Results:
         """Load ``data``, read ``predictions`` and score (never opens an image)."""

@@ -17,6 +17,8 @@ A sampler never raises out of :meth:`Sampler.generate`: a failed request yields 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import importlib
 import math
 from dataclasses import dataclass
@@ -40,7 +42,7 @@ class Completion:
         return self.error is None
 
 
-class Sampler:
+class Sampler(ABC):
     """Base class of every sampler. Subclasses implement :meth:`generate`."""
 
     #: The registry name of the sampler kind (``openai``, ``transformers`` …).
@@ -48,6 +50,8 @@ class Sampler:
 
     def __init__(self, *, name: str) -> None:
         self.name = name
+
+    @abstractmethod
 
     def generate(self, prompts: Sequence[str], *, n: int = 1, temperature: float = 0.0,
                  max_tokens: int = 256, stop: Sequence[str] | None = None,
@@ -58,7 +62,7 @@ class Sampler:
         which is not part of the returned text. ``seed`` makes sampling reproducible where the
         backend allows it.
         """
-        raise NotImplementedError
+        ...
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens ``text`` takes in this model's prompt (an estimate without a tokenizer)."""

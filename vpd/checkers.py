@@ -18,6 +18,8 @@ An optional LLM judge (:class:`JudgedChecker`) asks a language model about *ambi
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import re
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
@@ -140,7 +142,7 @@ class Checker(Protocol):
 CHECKERS: Registry[type["BaseChecker"]] = Registry("checker")
 
 
-class BaseChecker:
+class BaseChecker(ABC):
     """Shared plumbing: ``check`` builds the verdict from ``_match`` -> (strict, lenient, detail)."""
 
     name: ClassVar[str] = ""
@@ -163,8 +165,10 @@ class BaseChecker:
         """The key used for majority votes: equal keys mean the same answer."""
         return normalize_vqa(prediction)
 
+    @abstractmethod
+
     def _match(self, prediction: Any, example: Example) -> tuple[bool, bool, str]:
-        raise NotImplementedError
+        ...
 
 
 def _register(name: str):

@@ -14,6 +14,8 @@ one-by-one answer.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from typing import Any
 
 from PIL import Image
@@ -22,7 +24,7 @@ from vpd.tools.backend import register_backend
 from vpd.tools.backends._hf import ModelBackend, chunked
 
 
-class _Generative(ModelBackend):
+class _Generative(ModelBackend, ABC):
     provides = frozenset({"vqa", "caption"})
     batchable = frozenset({"vqa", "caption"})
     max_batch = 8
@@ -39,11 +41,13 @@ class _Generative(ModelBackend):
     def caption_batch(self, images: list[Image.Image], args: list[dict[str, Any]]) -> list[Any]:
         return chunked(lambda i, a: self._caption(i), images, args, self.max_batch)
 
+    @abstractmethod
     def _vqa(self, images: list[Image.Image], questions: list[str]) -> list[str]:
-        raise NotImplementedError
+        """Short answers, one per (image, question)."""
 
+    @abstractmethod
     def _caption(self, images: list[Image.Image]) -> list[str]:
-        raise NotImplementedError
+        """One caption per image."""
 
     def _generate(self, model, processor, images, texts, *, strip_prompt: bool) -> list[str]:
         import torch
