@@ -200,9 +200,9 @@ def test_lskd_stage_with_the_real_offline_llm(shapes_data, tmp_path):
 
     root, _ = shapes_data
     out = tmp_path / "lskd"
-    rep = run_lskd(LskdConfig(data=str(root), out=str(out), llm="gemma", max_images=3, max_tokens=120),
+    rep = run_lskd(LskdConfig(data=str(root), out=str(out), llm="gemma", max_images=6, max_tokens=120),
                    show_progress=False)
-    assert rep.llm["prompts"] == 3 and rep.llm["completions"] == 3
+    assert rep.llm["prompts"] == rep.llm["completions"] == rep.verbalised == 6
     assert rep.llm["completion_tokens"] > 0
     n_llm = rep.triples.get("llm", 0)
     rejects = [json.loads(l) for l in (out / "lskd_rejects.jsonl").read_text().splitlines()]
