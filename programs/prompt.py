@@ -57,6 +57,8 @@ MODES = ("nearest", "fixed")
 class Prompt:
     """A built prompt. ``text`` ends with :data:`CODE_PREFIX`; ``example_ids`` in prompt order.
 
+    ``cache_prefix`` is the text every prompt of its builder starts with (the API section and the
+    examples' intro), a hint for samplers that cache prompt prefixes (``Sampler.warm``).
     ``n_tokens`` is the prompt length by the counter used for the budget; ``dropped_ids`` are
     examples removed to fit ``budget_tokens``; ``over_budget`` is True when even the API and the
     question alone exceed it (the prompt is still returned; the sampler reports a too-long prompt).
@@ -71,6 +73,7 @@ class Prompt:
     n_tokens: int = 0
     dropped_ids: tuple[str, ...] = ()
     over_budget: bool = False
+    cache_prefix: str = ""
 
 
 class PromptBuilder:
@@ -117,13 +120,15 @@ class PromptBuilder:
                 dropped.append(examples.pop(0).id)  # the least similar comes first
                 costs.pop(0)
         parts = [self.api, "", EXAMPLES_INTRO]
+        shared = "\n".join(parts) + "\n"
         parts += [ex.render() for ex in examples]
         parts.append(tail)
         text = "\n".join(parts)
         n = self.count_tokens(text)
         return Prompt(text=text, example_ids=tuple(ex.id for ex in examples), mode=mode, n_tokens=n,
                       dropped_ids=tuple(dropped),
-                      over_budget=budget_tokens is not None and n > budget_tokens)
+                      over_budget=budget_tokens is not None and n > budget_tokens,
+                      cache_prefix=shared if text.startswith(shared) else "")
 
 
 _BUILDERS: dict[tuple, PromptBuilder] = {}

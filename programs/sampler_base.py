@@ -51,8 +51,10 @@ class Sampler(ABC):
     def __init__(self, *, name: str) -> None:
         self.name = name
 
-    @abstractmethod
+    #: True when :meth:`generate_k` serves a greedy candidate and the sampled ones in one request.
+    mixes_greedy_in_one_request: bool = False
 
+    @abstractmethod
     def generate(self, prompts: Sequence[str], *, n: int = 1, temperature: float = 0.0,
                  max_tokens: int = 256, stop: Sequence[str] | None = None,
                  seed: int | None = None) -> list[list[Completion]]:
@@ -63,6 +65,32 @@ class Sampler(ABC):
         backend allows it.
         """
         ...
+
+    def generate_k(self, prompts: Sequence[str], *, k: int, temperature: float, greedy_first: bool = False,
+                   max_tokens: int = 256, stop: Sequence[str] | None = None,
+                   seed: int | None = None) -> list[list[Completion]]:
+        """``k`` candidates per prompt; with ``greedy_first`` (and ``temperature > 0``) the first is
+        greedy and the other ``k - 1`` sampled. This default makes two :meth:`generate` calls
+        (seeds ``seed`` and ``seed + 1``); in-process samplers override it with one batch."""
+        if k <= 0:
+            return [[] for _ in prompts]
+        out: list[list[Completion]] = [[] for _ in prompts]
+        n_sampled = k
+        if greedy_first and temperature > 0:
+            for i, comps in enumerate(self.generate(prompts, n=1, temperature=0.0, max_tokens=max_tokens,
+                                                    stop=stop, seed=seed)):
+                out[i] += comps[:1]
+            n_sampled = k - 1
+        if n_sampled > 0:
+            sampled = self.generate(prompts, n=n_sampled, temperature=temperature, max_tokens=max_tokens,
+                                    stop=stop, seed=None if seed is None else seed + 1)
+            for i, comps in enumerate(sampled):
+                out[i] += comps[:n_sampled]
+        return out
+
+    def warm(self, prefix: str) -> None:
+        """Hint: many later prompts start with ``prefix`` (e.g. the API section). Samplers with a
+        prompt cache precompute it; the default does nothing."""
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens ``text`` takes in this model's prompt (an estimate without a tokenizer)."""

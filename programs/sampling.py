@@ -61,16 +61,13 @@ def sample_programs(sampler: Sampler, prompts: Sequence[Prompt | str], k: int, t
     texts = [p.text if isinstance(p, Prompt) else p for p in prompts]
     prefixes = [p.prefix if isinstance(p, Prompt) else CODE_PREFIX for p in prompts]
     stop = list(dict.fromkeys(s for p in prompts for s in (p.stop if isinstance(p, Prompt) else STOP)))
-    out: list[list[SampledProgram]] = [[] for _ in prompts]
-    n_sampled = k
-    if greedy_first:
-        for i, comps in enumerate(sampler.generate(texts, n=1, temperature=0.0, max_tokens=max_tokens,
-                                                   stop=stop, seed=seed)):
-            out[i] += [to_sampled(c, prefix=prefixes[i], temperature=0.0) for c in comps[:1]]
-        n_sampled = k - 1
-    if n_sampled > 0:
-        sampled = sampler.generate(texts, n=n_sampled, temperature=temperature, max_tokens=max_tokens,
-                                   stop=stop, seed=None if seed is None else seed + 1)
-        for i, comps in enumerate(sampled):
-            out[i] += [to_sampled(c, prefix=prefixes[i], temperature=temperature) for c in comps[:n_sampled]]
+    for shared in dict.fromkeys(p.cache_prefix for p in prompts if isinstance(p, Prompt) and p.cache_prefix):
+        sampler.warm(shared)
+    greedy = greedy_first and temperature > 0
+    rows = sampler.generate_k(texts, k=k, temperature=temperature, greedy_first=greedy, max_tokens=max_tokens,
+                              stop=stop, seed=seed)
+    out: list[list[SampledProgram]] = []
+    for i, comps in enumerate(rows):
+        out.append([to_sampled(c, prefix=prefixes[i], temperature=0.0 if greedy and j == 0 else temperature)
+                    for j, c in enumerate(comps[:k])])
     return out

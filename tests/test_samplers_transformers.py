@@ -136,3 +136,50 @@ def test_shared_prefix_cache_gives_the_same_greedy_text(tiny_model_dir):
     assert cached.stats["prefix_hits"] >= 1
     assert cached.stats["prefill_tokens"] < plain.stats["prefill_tokens"]
     assert [r[0].prompt_tokens for r in a] == [r[0].prompt_tokens for r in b]
+
+
+def test_generate_k_decodes_the_greedy_candidate_in_the_sampled_batch(sampler):
+    prompt = PROMPTS[0]
+    greedy = sampler.generate([prompt], n=1, temperature=0.0, max_tokens=10)[0][0].text
+    batches = sampler.stats["batches"]
+    one = sampler.generate_k([prompt], k=4, temperature=1.5, greedy_first=True, max_tokens=10, seed=3)
+    assert sampler.stats["batches"] - batches == 1  # greedy + 3 sampled rows in one batch of 4
+    assert one[0][0].text == greedy
+    rows = sampler.generate_k([prompt, PROMPTS[1]], k=3, temperature=1.5, greedy_first=True, max_tokens=10, seed=3)
+    assert [len(r) for r in rows] == [3, 3]
+    assert rows[0][0].text == greedy  # the arg-max row is the greedy continuation
+    assert sampler.mixes_greedy_in_one_request
+    again = sampler.generate_k([prompt, PROMPTS[1]], k=3, temperature=1.5, greedy_first=True, max_tokens=10, seed=3)
+    assert [[c.text for c in r] for r in again] == [[c.text for c in r] for r in rows]  # seeded
+
+
+def test_warm_pins_the_shared_prefix_and_keeps_the_greedy_text(tiny_model_dir):
+    shared = "# Question: How many red cubes are there?\ndef execute_command(image):\n" * 3
+    plain = load_sampler(f"transformers:{tiny_model_dir}", batch_size=4, prefix_cache=False)
+    cached = TransformersSampler(plain.model, plain.tokenizer, name="c", batch_size=4, min_prefix_tokens=8,
+                                 extend_min_tokens=2, prefix_cache_entries=1)
+    cached.warm(shared)
+    cached.warm(shared)  # idempotent
+    pinned = set(cached._pinned)
+    assert len(pinned) == 1 and len(next(iter(pinned))) < cached.count_tokens(shared) + 2
+    warmed = cached.stats["prefill_tokens"]
+    tails = ["x", "image_patch.exists('blue", "bool_to_yesno(", "return str(len(x))"]
+    for tail in tails:  # more distinct prompts than cache entries: the pinned prefix survives
+        a = plain.generate([shared + tail], max_tokens=8)[0][0].text
+        b = cached.generate([shared + tail], max_tokens=8)[0][0].text
+        assert a == b
+    assert pinned <= set(cached._prefixes)
+    # each prompt prefilled only beyond the pinned prefix
+    assert cached.stats["prefill_tokens"] - warmed < sum(cached.count_tokens(shared + t) for t in tails) // 2
+
+
+def test_dtype_resolution(monkeypatch):
+    from vpd.programs.sampler_transformers import resolve_dtype
+
+    assert resolve_dtype("bf16") == "bfloat16" and resolve_dtype("float32") == "float32"
+    monkeypatch.setenv("VPD_LLM_DTYPE", "fp32")
+    assert resolve_dtype(None) == "float32"
+    monkeypatch.setenv("VPD_LLM_DTYPE", "auto")
+    assert resolve_dtype(None) in ("bfloat16", "float32")
+    with pytest.raises(ValueError, match="bfloat16"):
+        resolve_dtype("int4")

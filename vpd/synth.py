@@ -67,6 +67,7 @@ class SynthConfig:
     judge: bool = False
     greedy_first: bool = True  # candidate 0 greedy, the other k-1 sampled
     llm_batch: int = 1  # questions per sampler call (1 = reproducible per question)
+    dedupe: bool = True  # run each distinct (AST-normalised) program once per image; False runs every candidate
     progress: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -154,7 +155,8 @@ class LLMProgramWriter:
                   and getattr(self.sampler, "kind", "") != "replay")
         rows = sample_programs(self.sampler, prompts, k, self.temperature, max_tokens=self.max_tokens,
                                seed=seed, greedy_first=greedy)
-        self.stats.llm_requests += len(prompts) * (2 if greedy else 1)
+        one_request = getattr(self.sampler, "mixes_greedy_in_one_request", False)
+        self.stats.llm_requests += len(prompts) * (2 if greedy and not one_request else 1)
         out: list[list[Sample]] = []
         for row in rows:
             samples = [self._one(sp) for sp in row[:k]]
@@ -418,7 +420,7 @@ def _process(cfg: SynthConfig, pending: list[Example], writer: ProgramWriter, ex
                     if s.program is None:
                         dup_of.append(None)
                         continue
-                    key = program_key(s.program)
+                    key = program_key(s.program) if cfg.dedupe else str(i)
                     dup_of.append(first.get(key))
                     first.setdefault(key, i)
                 for ex in group:
