@@ -97,6 +97,10 @@ def test_crop_is_relative_and_y_up(client, image):
     assert sub.pixel_box() == (0, 230, 10, 240)
     # coordinates are clipped to the image
     assert full.crop(-50, -50, 1000, 1000).pixel_box() == (0, 0, 320, 240)
+    # and to the parent patch (ViperGPT slices the parent's pixels): a margin cannot leave `bottom`
+    grown = left_bottom.crop(-20, -20, left_bottom.width + 500, left_bottom.height + 30)
+    assert grown.pixel_box() == (0, 120, 160, 240)
+    assert bottom.crop(10, 100, 50, 400).pixel_box() == (10, 120, 50, 140)  # y up: rows 140..120 from the top
 
 
 def test_overlaps_with_and_distance(client, image):

@@ -71,11 +71,15 @@ def test_toolbox_uses_cache_across_runs(tmp_path):
     p = tmp_path / "tools.sqlite"
     be = FakeDetector()
     tb = Toolbox({"detect": be, "vqa": be}, cache=ToolCache(p))
-    r1, cached1 = tb.call_json("detect", img(), query="Red  Cube")
-    r2, cached2 = tb.call_json("detect", img(), query="red cube")  # normalised args: same key
+    r1, cached1 = tb.call_json("detect", img(), query="red cube")
+    r2, cached2 = tb.call_json("detect", img(), query="red cube")  # same call: same key
     assert r1 == r2 and (cached1, cached2) == (False, True) and be.calls == 1
+    # this backend echoes the query as the box label and declares no normalisation, so a
+    # differently spelled query must not be served the cached (differently labelled) result
+    r3, cached3 = tb.call_json("detect", img(), query="Red  Cube")
+    assert not cached3 and r3[0][5] == "Red  Cube" and be.calls == 2
     tb.call_json("detect", img((0, 0, 255)), query="red cube")  # other pixels: a miss
-    assert be.calls == 2
+    assert be.calls == 3
     be2 = FakeDetector()
     tb2 = Toolbox({"detect": be2, "vqa": be2}, cache=ToolCache(p))  # a new run, same store
     assert tb2.call_json("detect", img(), query="red cube") == (r1, True) and be2.calls == 0

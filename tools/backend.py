@@ -16,11 +16,12 @@ arguments (see :mod:`vpd.tools.specs`). Boxes are returned in pixels of *that* i
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
 
 from PIL import Image
 
 from vpd.registry import Registry
+from vpd.tools.cache_keys import TEXT_MODES, normalise_value
 from vpd.tools.errors import ToolError
 from vpd.tools.specs import TOOLS
 
@@ -35,6 +36,10 @@ class Backend:
     max_batch: ClassVar[int] = 1
     memory_class: ClassVar[str] = "cpu-small"  # cpu-small | cpu-large | gpu-small | gpu-large
     needs: ClassVar[str] = ""  # human-readable: packages / weights it needs
+    #: How each tool's text arguments may be normalised in cache keys (tool -> ``exact`` | ``space``
+    #: | ``fold``, see :data:`vpd.tools.cache_keys.TEXT_MODES`); unlisted tools are ``exact``.
+    #: Declare a mode only if the backend itself treats the text that way (prompt and echoed labels).
+    text_args: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, **options: Any) -> None:
         self.options = options
@@ -46,6 +51,16 @@ class Backend:
 
     def cache_tag(self) -> str:
         return f"{self.name}:{self.version}:{self.weight_hash()}"
+
+    def canonical_args(self, tool: str, args: Mapping[str, Any]) -> dict[str, Any]:
+        """The arguments as the cache key sees them: equal only if this backend answers equally.
+
+        Default: strings normalised by the tool's ``text_args`` mode. Override to parse queries.
+        """
+        mode = self.text_args.get(tool, "exact")
+        if mode not in TEXT_MODES:
+            raise ValueError(f"backend {self.name!r}: unknown text mode {mode!r} for tool {tool!r}")
+        return {k: normalise_value(v, mode) for k, v in args.items()}
 
     @classmethod
     def weights_status(cls, options: dict[str, Any] | None = None) -> str:

@@ -25,8 +25,9 @@ from typing import Any
 
 _log = logging.getLogger(__name__)
 
-#: Bump when the stored value format changes; older rows are then ignored.
-CACHE_FORMAT = "1"
+#: Bump when the stored value format or the key scheme changes; older rows are then ignored.
+#: 2: per-backend argument normalisation (``Backend.canonical_args``) instead of lower-casing all.
+CACHE_FORMAT = "2"
 
 
 def default_cache_path() -> Path:

@@ -96,8 +96,12 @@ class ImagePatch:
             lo = int(lower if lower is not None else 0) + int(parent_lower)
             r = int(right if right is not None else W) + int(parent_left)
             u = int(upper if upper is not None else H) + int(parent_lower)
-        l, r = sorted((max(0, min(W, l)), max(0, min(W, r))))
-        lo, u = sorted((max(0, min(H, lo)), max(0, min(H, u))))
+        # a patch never leaves its parent (ViperGPT slices the parent's pixels), nor the image
+        parent = parent_img_patch if isinstance(parent_img_patch, ImagePatch) else (
+            image if isinstance(image, ImagePatch) else None)
+        x0, x1, y0, y1 = (0, W, 0, H) if parent is None else (parent.left, parent.right, parent.lower, parent.upper)
+        l, r = sorted((max(x0, min(x1, l)), max(x0, min(x1, r))))
+        lo, u = sorted((max(y0, min(y1, lo)), max(y0, min(y1, u))))
         self.left, self.lower, self.right, self.upper = l, lo, r, u
         self.width = r - l
         self.height = u - lo
@@ -258,7 +262,8 @@ class ImagePatch:
         return self._score
 
     def crop(self, left: int, lower: int, right: int, upper: int) -> "ImagePatch":
-        """Returns a new ImagePatch cropped from this one; coordinates relative to this patch (y up).
+        """Returns a new ImagePatch cropped from this one; coordinates relative to this patch (y up),
+        clamped to this patch.
 
         >>> # the left half of the image
         >>> def execute_command(image) -> ImagePatch:

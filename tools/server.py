@@ -5,7 +5,9 @@ Sandbox workers run programs concurrently; each tool request reaches the host, w
 thread. For a tool its backend declares ``batchable`` (``Backend.batchable``), requests wait in a
 queue until ``max_batch`` (the backend's declared ``max_batch``, optionally capped) have gathered
 or the oldest has waited ``max_wait_ms`` milliseconds; then one ``Backend.run_batch`` call serves
-them all. Other tools pass straight through. Cache hits never wait.
+them all. Other tools pass straight through. Cache hits never wait. With a cache, a call whose cache
+key equals one still in flight waits for that call's result instead of running the backend again
+(single flight; counted in ``stats['coalesced']``).
 
 A ``ToolServer`` *is a* :class:`~vpd.tools.Toolbox` (same backends, same cache), so it drops in
 wherever a toolbox goes — ``ToolHost(ToolServer(vpd.tools.load("shapes")))``. Each backend runs
@@ -26,6 +28,7 @@ from PIL import Image
 
 from vpd.images import load_image
 from vpd.tools.backend import Backend
+from vpd.tools.cache_keys import with_defaults
 from vpd.tools.errors import ToolError
 from vpd.tools.specs import TOOLS
 from vpd.tools.toolbox import Toolbox, to_json_result
@@ -122,6 +125,8 @@ class ToolServer(Toolbox):
         self._batchers: dict[tuple[int, str], _Batcher] = {}
         self._backend_locks: dict[int, threading.Lock] = {}
         self.batch_sizes: dict[str, list[int]] = {}
+        self._inflight: dict[str, Future] = {}
+        self.stats.setdefault("coalesced", 0)
 
     # -- bookkeeping ------------------------------------------------------------------------
     def _backend_lock(self, backend: Backend) -> threading.Lock:
@@ -163,24 +168,36 @@ class ToolServer(Toolbox):
         img = load_image(image) if (spec.needs_image and image is not None) else None
         if spec.needs_image and img is None:
             raise ToolError(f"tool {tool!r} needs an image")
+        args = with_defaults(spec.default_args, args)
         self._count("calls")
-        key = self.cache_key(tool, img, args) if self.cache is not None else ""
-        if self.cache is not None:
+        if self.cache is None:
+            key, out = "", Future()
+        else:
+            key = self.cache_key(tool, img, args)
+            out = Future()
+            with self._lock:  # single flight: a call equal to one in progress waits for its result
+                leader = self._inflight.get(key)
+                if leader is None:
+                    self._inflight[key] = out
+            if leader is not None:
+                self._count("coalesced")
+                return _follow(leader)
             hit = self.cache.get(key)
             if hit is not None:
                 self._count("cache_hits")
-                return _done((hit, True))
+                self._settle(key, out, (hit, True))
+                return out
         self._count("backend_calls")
-        out: Future = Future()
 
         def finish(value: Any) -> None:
             try:
                 result = to_json_result(tool, value)
                 if self.cache is not None:
                     self.cache.put(key, result)
-                out.set_result((result, False))
             except Exception as exc:
-                out.set_exception(exc)
+                self._settle(key, out, exc)
+                return
+            self._settle(key, out, (result, False))
 
         if tool in backend.batchable and self.batch_limit(backend) > 1:
             inner = self._batcher(backend, tool).submit(img, dict(args))
@@ -188,7 +205,7 @@ class ToolServer(Toolbox):
             def relay(f: Future) -> None:
                 exc = f.exception()
                 if exc is not None:
-                    out.set_exception(exc)
+                    self._settle(key, out, exc)
                 else:
                     finish(f.result())
 
@@ -198,10 +215,21 @@ class ToolServer(Toolbox):
             with self._backend_lock(backend):
                 value = backend.run(tool, img, **args)
         except Exception as exc:
-            out.set_exception(exc)
+            self._settle(key, out, exc)
             return out
         finish(value)
         return out
+
+    def _settle(self, key: str, out: Future, outcome: Any) -> None:
+        """Resolve ``out`` (a result tuple or an exception) and end its single-flight slot."""
+        if key:
+            with self._lock:
+                if self._inflight.get(key) is out:
+                    del self._inflight[key]
+        if isinstance(outcome, BaseException):
+            out.set_exception(outcome)
+        else:
+            out.set_result(outcome)
 
     def call_json(self, tool: str, image: Image.Image | str | Path | None, **args: Any) -> tuple[Any, bool]:
         """Run ``tool`` (batched when its backend allows) and return ``(json_result, cached)``."""
@@ -215,7 +243,16 @@ class ToolServer(Toolbox):
             b.stop()
 
 
-def _done(value: Any) -> Future:
-    f: Future = Future()
-    f.set_result(value)
-    return f
+def _follow(leader: Future) -> Future:
+    """A future with the leader's result marked cached (no backend call of its own), or its error."""
+    out: Future = Future()
+
+    def relay(f: Future) -> None:
+        exc = f.exception()
+        if exc is not None:
+            out.set_exception(exc)
+        else:
+            out.set_result((f.result()[0], True))
+
+    leader.add_done_callback(relay)
+    return out

@@ -15,6 +15,7 @@ patch, larger is farther, unitless).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from vpd.registry import Registry
 
@@ -33,6 +34,13 @@ class ToolSpec:
     #: The backend sees the whole image plus ``box`` (pixels of the full image) instead of a crop, so
     #: results for different patches of one image are comparable (depth maps are relative per image).
     whole_image: bool = False
+    #: Default values of optional arguments, as ``(name, value)`` pairs: the toolbox fills them in
+    #: before calling a backend (and before making a cache key), so spelled-out and omitted agree.
+    defaults: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def default_args(self) -> dict[str, Any]:
+        return dict(self.defaults)
 
 
 TOOLS: Registry[ToolSpec] = Registry("tool")
@@ -71,6 +79,7 @@ _tool(name="depth", signature="depth(image) -> float",
       patch_methods=("compute_depth",), whole_image=True)
 _tool(name="llm_query", signature="llm_query(question: str, long_answer: bool) -> str",
       doc="Ask a language model a knowledge question (no image).", needs_image=False,
+      defaults=(("long_answer", True),),
       patch_methods=("llm_query",), functions=("llm_query", "process_guesses"))
 _tool(name="ocr", signature="ocr(image) -> list[Box]",
       doc="Text lines in the image; each box's label is the text, score the confidence.",

@@ -24,6 +24,7 @@ from PIL import Image
 
 from vpd.images import image_digest, load_image
 from vpd.tools.backend import BACKENDS, Backend
+from vpd.tools.cache_keys import args_json, normalise_value, with_defaults
 from vpd.tools.errors import ToolError, ToolNotAvailable
 from vpd.tools.specs import BUILTIN_TOOLS, TOOLS
 from vpd.types import Box
@@ -57,19 +58,11 @@ def to_json_result(tool: str, value: Any) -> Any:
     return str(value)
 
 
-def normalise_args(args: Mapping[str, Any]) -> str:
-    """Canonical JSON of tool arguments (sorted keys, stripped lower-case strings) for cache keys."""
-
-    def norm(v: Any) -> Any:
-        if isinstance(v, str):
-            return " ".join(v.strip().lower().split())
-        if isinstance(v, (list, tuple)):
-            return [norm(x) for x in v]
-        if isinstance(v, dict):
-            return {k: norm(x) for k, x in sorted(v.items())}
-        return v
-
-    return json.dumps(norm(dict(args)), sort_keys=True, ensure_ascii=False)
+def normalise_args(args: Mapping[str, Any], mode: str = "exact") -> str:
+    """Canonical JSON of tool arguments (sorted keys; strings normalised by ``mode``, see
+    :data:`vpd.tools.cache_keys.TEXT_MODES`). Cache keys use the backend's own
+    :meth:`~vpd.tools.backend.Backend.canonical_args` instead."""
+    return args_json(normalise_value(dict(args), mode))
 
 
 class Toolbox:
@@ -94,8 +87,15 @@ class Toolbox:
             ) from None
 
     def cache_key(self, tool: str, image: Image.Image | None, args: Mapping[str, Any]) -> str:
+        """``image content hash | tool | canonical args | backend name:version:weights``.
+
+        Arguments are the tool's defaults filled in, then the backend's
+        :meth:`~vpd.tools.backend.Backend.canonical_args` (what it declares it cannot tell apart).
+        """
+        backend = self.backend_for(tool)
         digest = image_digest(image) if image is not None else "-"
-        return f"{digest}|{tool}|{normalise_args(args)}|{self.backend_for(tool).cache_tag()}"
+        canon = backend.canonical_args(tool, with_defaults(TOOLS.get(tool).default_args, args))
+        return f"{digest}|{tool}|{args_json(canon)}|{backend.cache_tag()}"
 
     def call_json(self, tool: str, image: Image.Image | str | Path | None, **args: Any) -> tuple[Any, bool]:
         """Run ``tool`` and return ``(json_result, cached)``. Raises :class:`ToolError` subclasses."""
@@ -104,6 +104,7 @@ class Toolbox:
         img = load_image(image) if (spec.needs_image and image is not None) else None
         if spec.needs_image and img is None:
             raise ToolError(f"tool {tool!r} needs an image")
+        args = with_defaults(spec.default_args, args)
         self.stats["calls"] += 1
         key = self.cache_key(tool, img, args) if self.cache is not None else ""
         if self.cache is not None:

@@ -1,12 +1,17 @@
-"""Throughput of the in-process transformers sampler: batch 1 vs batch 4, same model, same prompts.
+"""Speed of the in-process transformers sampler, two comparisons on the same model and prompts.
 
     python -m vpd.benchmarks.perf.sampler [--quick] [--sampler gemma] [--tokens N]
 
-Four real few-shot program prompts (shapes questions, nearest examples) are completed greedily
-with ``batch_size=1`` (the baseline) and ``batch_size=4``; each run's generated tokens per second
-(prefill included, i.e. what a synth run sees) is printed with the ratio. No stop strings, so both
-runs generate the same number of tokens (unless the model emits end-of-text). ``--quick`` uses
-fewer tokens; ``--sampler transformers:PATH`` measures another local model.
+1. Throughput: four real few-shot program prompts (shapes questions, nearest examples) completed
+   greedily with ``batch_size=1`` (the baseline) and ``batch_size=4``; generated tokens per second
+   (prefill included, i.e. what a synth run sees). No stop strings, so both runs generate the same
+   number of tokens (unless the model emits end-of-text).
+2. The synth path, seconds per question for k=4 candidates (1 greedy + 3 sampled, the stop strings
+   of the prompt): the baseline is the v1 set-up (float32, two requests per question, no pinned
+   API prefix), against the current one (``auto`` dtype, greedy row in the sampled batch, the API
+   section's KV cache pinned by ``warm``).
+
+``--quick`` uses fewer tokens; ``--sampler transformers:PATH`` measures another local model.
 """
 
 from __future__ import annotations
@@ -57,6 +62,40 @@ def main(argv: list[str] | None = None) -> None:
     print(f"batch 1: {n1} tokens in {t1:.1f} s = {r1:.1f} tok/s (baseline)")
     print(f"batch 4: {n4} tokens in {t4:.1f} s = {r4:.1f} tok/s")
     print(f"ratio batch 4 / batch 1: {r4 / r1:.2f}x")
+    synth_path(args.sampler, batched, builder, max_tokens=max_tokens * 2)
+
+
+def synth_path(spec: str, current: "TransformersSampler", builder, *, max_tokens: int, k: int = 4) -> float:
+    """Seconds per question, v1 set-up (baseline) vs the current one; returns the speed-up."""
+    from vpd.programs.sampler_base import load_sampler
+    from vpd.programs.sampling import sample_programs
+    from vpd.programs.sampler_transformers import TransformersSampler
+
+    v1 = load_sampler(spec, batch_size=4, dtype="float32")
+    v1.mixes_greedy_in_one_request = False  # the v1 loop: a greedy request, then a sampled one
+
+    def v1_generate_k(prompts, **kw):
+        return super(TransformersSampler, v1).generate_k(prompts, **kw)
+
+    v1.generate_k = v1_generate_k  # type: ignore[method-assign]
+    prompts = [builder.build(q, c) for q, c in QUESTIONS]
+
+    def run(sampler, items) -> float:
+        t0 = time.perf_counter()
+        rows = sample_programs(sampler, items, k, 0.7, max_tokens=max_tokens, seed=0, greedy_first=True)
+        dt = time.perf_counter() - t0
+        if any(c.status == "llm_error" for r in rows for c in r):
+            raise RuntimeError("sampler failed")
+        return dt / len(items)
+
+    run(v1, [prompts[0].text])  # warm-up
+    current.warm(prompts[0].cache_prefix)  # once per run in synth; not part of the per-question cost
+    base_s = run(v1, [p.text for p in prompts])  # plain strings: no warm hint (v1 had none)
+    cur_s = run(current, prompts)  # Prompt objects: warm() pins the API section first
+    print(f"synth path, k={k} per question: v1 (float32, 2 requests, no pinned prefix) {base_s:.1f} s/question "
+          f"(baseline); current ({current.dtype}, 1 request, pinned API prefix) {cur_s:.1f} s/question")
+    print(f"ratio v1 / current seconds per question: {base_s / cur_s:.2f}x")
+    return base_s / cur_s
 
 
 if __name__ == "__main__":

@@ -111,6 +111,7 @@ class GroundingDinoBackend(ModelBackend):
                    "text_encoder": "/models/bert-base-uncased"}
     weight_kind = "any"
     needs = "groundingdino-py; checkpoint .pth + local bert-base-uncased folder"
+    text_args = {"detect": "space"}  # whitespace-collapsed; case kept (the box label echoes the query)
 
     def _load(self) -> None:
         import torch

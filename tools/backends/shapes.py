@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import OrderedDict
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
 
 from PIL import Image
 
@@ -62,6 +62,26 @@ class ShapesBackend(Backend):
         super().__init__(cache_size=cache_size, **options)
         self._cache: OrderedDict[str, list[DetectedObject]] = OrderedDict()
         self._cache_size = int(cache_size)
+
+    # -- cache keys -----------------------------------------------------------------------
+    def canonical_args(self, tool: str, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Queries as this backend parses them, so "a red circles" and "Red sphere" share a key.
+
+        ``detect``/``count``/``verify_property`` answers depend only on the parsed
+        :class:`ObjectQuery` (box labels come from the pixels, never from the query); ``vqa`` only
+        on its lower-cased words. ``best_text_match`` returns one of the options verbatim, so its
+        options stay exact. A query the parser rejects keeps its exact text (the call fails anyway).
+        """
+        try:
+            if tool in ("detect", "count") and set(args) == {"query"}:
+                return {"query": _canonical_query(args["query"])}
+            if tool == "verify_property" and set(args) == {"name", "prop"}:
+                return {"name": _canonical_query(args["name"]), "prop": _canonical_query(args["prop"])}
+            if tool == "vqa" and set(args) == {"question"} and isinstance(args["question"], str):
+                return {"question": " ".join(words(args["question"]))}
+        except (UnsupportedQuery, TypeError):
+            pass
+        return super().canonical_args(tool, args)
 
     # -- perception ---------------------------------------------------------------------
     def objects(self, image: Image.Image) -> list[DetectedObject]:
@@ -205,6 +225,14 @@ class ShapesBackend(Backend):
             raise UnsupportedQuery(f"shapes backend: no property to check in 'is {rest}'")
         objs = self._matching(image, parse_query(" ".join(subject) or "object", what="subject"))
         return "yes" if any(p.matches(o.color, o.shape, o.size) for o in objs) else "no"
+
+
+def _canonical_query(text: Any) -> str:
+    """``"color=red shape=sphere size=*"`` for any text the parser reads as that query."""
+    if not isinstance(text, str):
+        raise TypeError("query must be a string")
+    q = parse_query(text)
+    return " ".join(f"{k}={getattr(q, k) or '*'}" for k in ("color", "shape", "size"))
 
 
 def _split_subject(toks: list[str]) -> tuple[list[str], list[str]]:

@@ -141,6 +141,7 @@ class UltralyticsBackend(_Yolo):
     """YOLOv8/YOLO11 trained on COCO (80 classes)."""
 
     weight_keys = {"model_path": "/models/yolo/yolo11x.pt"}
+    text_args = {"detect": "fold"}  # query_to_class reads lower-cased words; labels are class names
 
     def class_names(self) -> list[str]:
         names = self.model.names
@@ -183,6 +184,7 @@ class YoloWorldBackend(_Yolo):
     lazy_keys = frozenset({"clip_text_model"})
     weight_kinds = {"clip_text_model": "dir"}
     needs = "ultralytics; a local YOLO-World .pt + local CLIP ViT-B/32 folder (transformers) for text embeddings"
+    text_args = {"detect": "space"}  # the query is whitespace-collapsed, then both embedded and echoed as label
 
     def _load(self) -> None:
         super()._load()
