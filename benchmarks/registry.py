@@ -127,7 +127,7 @@ class Benchmark(ABC):
     # -- loading ---------------------------------------------------------------------------
     @abstractmethod
     def load(self, path: str | Path) -> list[Item]:
-        ...
+        """The benchmark's items from its official file or folder at ``path``."""
 
     def data_files(self, path: str | Path) -> list[Path]:
         """The files whose bytes define the data (hashed into results)."""
@@ -205,13 +205,12 @@ class Benchmark(ABC):
     # -- scoring ---------------------------------------------------------------------------
     @abstractmethod
     def extract(self, text: str, item: Item | None = None) -> JSON:
-        ...
+        """The answer in a model's free-text output, as the official scorer reads it."""
 
     @abstractmethod
-
     def score(self, items: list[Item], predictions: dict[Hashable, Prediction], *,
               strict: bool = False) -> Results:
-        ...
+        """The official metric of ``predictions`` (id -> prediction) over ``items``."""
 
     def score_file(self, data: str | Path, predictions: str | Path, *, strict: bool = False) -> Results:
         """Load ``data``, read ``predictions`` and score (never opens an image)."""

@@ -64,7 +64,6 @@ class Sampler(ABC):
         which is not part of the returned text. ``seed`` makes sampling reproducible where the
         backend allows it.
         """
-        ...
 
     def generate_k(self, prompts: Sequence[str], *, k: int, temperature: float, greedy_first: bool = False,
                    max_tokens: int = 256, stop: Sequence[str] | None = None,

@@ -166,9 +166,8 @@ class BaseChecker(ABC):
         return normalize_vqa(prediction)
 
     @abstractmethod
-
     def _match(self, prediction: Any, example: Example) -> tuple[bool, bool, str]:
-        ...
+        """``(strict, lenient, detail)`` for ``prediction`` against ``example``'s label."""
 
 
 def _register(name: str):

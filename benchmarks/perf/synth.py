@@ -128,11 +128,12 @@ def recorded_data(path: Path) -> tuple[Path | None, int | None]:
     cfg = json.loads(cfg_path.read_text())
     data = cfg.get("data")
     limit = cfg.get("limit")
-    try:  # examples the run finished (it may have been stopped early)
+    try:  # examples the run finished (it may have been stopped early); no manifest: the config's limit
         done = json.loads((path / "manifest.json").read_text()).get("counts", {}).get("done")
-        limit = min(x for x in (limit, done) if x is not None) if (limit, done) != (None, None) else None
     except (OSError, ValueError):
-        pass
+        done = None
+    if done is not None:
+        limit = done if limit is None else min(limit, done)
     return (Path(data) if data else None), limit
 
 

@@ -79,8 +79,8 @@ class ShapesBackend(Backend):
                 return {"name": _canonical_query(args["name"]), "prop": _canonical_query(args["prop"])}
             if tool == "vqa" and set(args) == {"question"} and isinstance(args["question"], str):
                 return {"question": " ".join(words(args["question"]))}
-        except (UnsupportedQuery, TypeError):
-            pass
+        except (UnsupportedQuery, TypeError):  # a query the parser rejects stays exact
+            return super().canonical_args(tool, args)
         return super().canonical_args(tool, args)
 
     # -- perception ---------------------------------------------------------------------
