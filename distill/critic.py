@@ -235,12 +235,16 @@ class Critic:
 
 
 def split_by_image(triples: Sequence[Triple], test_frac: float, seed: int = 0) -> tuple[list[int], list[int]]:
-    """Indices of train and test triples, all triples of one image on the same side."""
+    """Indices of train and test triples, all triples of one image on the same side.
+
+    The side is a hash of ``seed`` and the image's file name (not its folder), so the split is the
+    same wherever the dataset lives."""
     import hashlib
 
     train, test = [], []
     for i, t in enumerate(triples):
-        h = int(hashlib.sha1(f"{seed}:{t.image}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+        name = str(t.image).replace("\\", "/").rsplit("/", 1)[-1]
+        h = int(hashlib.sha1(f"{seed}:{name}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
         (test if h < test_frac else train).append(i)
     return train, test
 

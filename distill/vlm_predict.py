@@ -82,7 +82,14 @@ def _batches(examples: list[Example], size: int) -> Iterator[list[Example]]:
 def predict_dataset(ckpt: str | Path, data: str | Path, out: str | Path, *, rationale: bool = False,
                     split: str | None = None, batch: int = 16, max_answer_tokens: int = 16,
                     max_rationale_tokens: int | None = None, limit: int | None = None, progress: bool = True) -> dict:
-    """Write predictions JSONL for the dataset folder ``data``; returns counts."""
+    """Write predictions JSONL for the dataset folder ``data``; returns counts.
+
+    Counts: ``examples``, ``errors`` (unreadable images), ``bad_lines``, ``out``, and for the
+    labelled examples ``scored`` with ``accuracy`` / ``strict_accuracy`` (fractions, each example
+    checked by its inferred checker, :func:`vpd.checkers.checker_for`; an image error counts wrong).
+    """
+    from vpd.checkers import checker_for
+
     predictor = Predictor.load(ckpt, batch=batch)
     size = predictor.model.config.vision.image_size
     examples, bad = read_examples(data)
@@ -98,6 +105,7 @@ def predict_dataset(ckpt: str | Path, data: str | Path, out: str | Path, *, rati
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     errors = 0
+    scored = lenient = strict = 0
     from rich.progress import Progress
 
     with out.open("w", encoding="utf-8") as fh, Progress(disable=not progress) as bar:
@@ -118,5 +126,14 @@ def predict_dataset(ckpt: str | Path, data: str | Path, out: str | Path, *, rati
                         if rationale else [None] * len(good))
                 for ex, a, r in zip(good, answers, rats):
                     fh.write(json.dumps(Prediction(id=ex.id, prediction=a, rationale=r).to_dict()) + "\n")
+                    if ex.answer is not None:
+                        verdict = checker_for(ex).check(a, ex)
+                        lenient += verdict.lenient
+                        strict += verdict.strict
+            scored += sum(ex.answer is not None for ex in chunk)
             bar.advance(task, len(chunk))
-    return {"examples": len(examples), "errors": errors, "bad_lines": len(bad), "out": str(out)}
+    counts: dict = {"examples": len(examples), "errors": errors, "bad_lines": len(bad), "out": str(out),
+                    "scored": scored}
+    if scored:
+        counts.update(accuracy=round(lenient / scored, 4), strict_accuracy=round(strict / scored, 4))
+    return counts

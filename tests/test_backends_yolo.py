@@ -10,6 +10,7 @@ from PIL import Image
 
 from vpd.tools import UnsupportedQuery, load
 from vpd.tools.backends.yolo import COCO_CLASSES, query_to_class
+from vpd.tools.toolbox import boxes_from_json
 from vpd.tools.tiny_models import make_tiny
 
 
@@ -67,6 +68,29 @@ def test_ultralytics_random_init_yolov8n():
     strict.backends["detect"].model = be.model  # same random weights
     kept = strict.backends["detect"].detect(IMAGES[0], "person")
     assert all(b.score >= cut for b in kept) and len(kept) <= len(boxes)
+
+
+def test_ultralytics_one_forward_pass_per_image_serves_every_query(tmp_path):
+    from vpd.tools.cache import ToolCache
+
+    torch.manual_seed(0)
+    spec = {"detect": {"backend": "ultralytics", "model_path": "yolov8n.yaml", "threshold": 1e-7, "imgsz": 128}}
+    tb = load(spec, cache=ToolCache(tmp_path / "tools.sqlite"))
+    be = tb.backends["detect"]
+    predicted = []
+    real_predict = be._predict
+    be._predict = lambda ims: predicted.append(len(ims)) or real_predict(ims)  # count the model passes
+    queries = ["person", "cars", "dog", "two people"]
+    cached = [tb.call_json("detect", IMAGES[0], query=q)[1] for q in queries]
+    assert cached == [False, True, True, True] and sum(predicted) == 1
+    assert tb.stats["backend_calls"] == 1 and tb.stats["analysis_hits"] == 2 and tb.stats["cache_hits"] == 1
+    plain = load(spec)  # no cache: same random weights, every query its own pass, same boxes
+    plain.backends["detect"].model = be.model
+    for q in queries:
+        _same(boxes_from_json(tb.call("detect", IMAGES[0], query=q)), plain.backends["detect"].detect(IMAGES[0], q))
+    with pytest.raises(UnsupportedQuery):
+        tb.call_json("detect", IMAGES[0], query="unicorn")
+    assert sum(predicted) == 1
 
 
 @pytest.mark.slow

@@ -97,3 +97,18 @@ def test_evaluate_scores_by_hand():
     m = evaluate_scores(np.array([0.9, 0.85, 0.3, 0.95, 0.1]), [True, False, True, True, False], 0.8)
     assert (m.kept, m.precision, m.recall) == (3, 2 / 3, 2 / 3)
     assert m.kept_accuracy == pytest.approx(2 / 3) and m.all_accuracy == pytest.approx(3 / 5)
+
+
+def test_split_by_image_keeps_images_together_and_ignores_the_folder():
+    from vpd.distill.critic import split_by_image
+    from vpd.distill.lskd import Triple
+
+    def triples(folder):
+        return [Triple(image=f"{folder}/images/s{i % 12:02d}.png", question="q", answer="a", rationale="r",
+                       source="llm") for i in range(60)]
+
+    a, b = split_by_image(triples("/tmp/pytest-1/critic0/data"), 0.3), split_by_image(triples("/other/place"), 0.3)
+    assert a == b  # where the dataset lives never moves an image across the split
+    train, test = a
+    assert train and test and sorted(train + test) == list(range(60))
+    assert not {i % 12 for i in train} & {i % 12 for i in test}  # every image on one side only

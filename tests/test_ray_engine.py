@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vpd.runs import RunStore
@@ -58,6 +59,26 @@ def test_commit_is_atomic_and_committed_ids_reads_blocks(tmp_path):
     # fsspec URIs work too (memory filesystem)
     commit_file(src, "memory://vpdtest/run", "candidates-00000.jsonl")
     assert committed_ids("memory://vpdtest/run") == {"a"}
+
+
+def test_tool_actor_serves_analyses_and_answers(shapes_dir):
+    """The actor side of shared image analyses (no cluster): describe names the analysed tools,
+    analyse_batch returns JSON per image, answer equals the tool run directly, errors come back as data."""
+    from PIL import Image
+
+    from vpd.datasets import read_examples
+    from vpd.ray_engine import ToolActorImpl
+
+    impl = ToolActorImpl("shapes")
+    info = impl.describe()
+    assert info["detect"]["analysed"] == sorted(info["detect"]["analysed"]) and "detect" in info["detect"]["analysed"]
+    assert info["detect"]["backend"] == "shapes"
+    examples, _ = read_examples(shapes_dir)
+    pixels = np.asarray(Image.open(examples[0].image).convert("RGB"))
+    [analysis] = impl.analyse_batch("detect", [pixels])
+    direct = impl.run_batch("detect", [pixels], [{"query": "object"}])[0]
+    assert impl.answer("detect", analysis, {"query": "object"}) == direct and direct
+    assert set(impl.answer("detect", analysis, {"query": "giraffe"})) == {"__error__"}
 
 
 def test_cli_engine_option_and_usage_errors_before_ray_starts(shapes_dir, tmp_path):
@@ -183,8 +204,10 @@ def test_ray_engine_matches_local_engine(ray_cluster, local_run, shapes_dir, rec
     assert rep["examples"] == local_report["examples"] == 40
     assert rep["overall"]["verified_share"] == local_report["overall"]["verified_share"] > 0
     assert rep["llm"]["llm_requests"] == local_report["llm"]["llm_requests"] > 0
-    # the tools ran in the actor, batched across the shards' programs
+    # the tools ran in the actor, batched across the shards' programs; the shapes segmentation of an
+    # image was analysed there once and answered further queries (cached in the shard)
     assert sum(a["calls"] for a in summary["tool_actors"]) > 0
+    assert rep["tools"]["toolbox"]["analysis_hits"] > 0 and local_report["tools"]["toolbox"]["analysis_hits"] > 0
     assert len({r["shard"] for r in summary["results"]}) == len(summary["results"]) >= 2
 
 

@@ -215,3 +215,36 @@ def test_robust_to_jpeg_recompression(tb):
             t = Box(x0=o.bbox[0], y0=o.bbox[1], x1=o.bbox[2], y1=o.bbox[3])
             hits += any(d.label.endswith(f"{o.color} {o.shape}") and t.iou(d) >= 0.5 for d in dets)
     assert hits / total >= 0.97 and hits / found >= 0.97
+
+
+def test_answers_from_a_stored_analysis_equal_direct_answers():
+    """The tool cache answers new queries from a stored (JSON) analysis: it must answer exactly
+    like the backend run on the pixels, for every tool, including the rejected queries."""
+    import json
+    import re
+
+    from vpd.tools.backends.shapes import ShapesBackend
+
+    backend = ShapesBackend(cache_size=0)
+    calls = [("detect", {"query": q}) for q in ("red cube", "object", "small sphere", "large blue things")]
+    calls += [("count", {"query": q}) for q in ("cube", "green object", "triangle")]
+    calls += [("verify_property", {"name": "cube", "prop": p}) for p in ("red", "large", "blue or green")]
+    calls += [("best_text_match", {"options": ["red cube", "blue sphere", "nothing"]}), ("caption", {}),
+              ("depth", {})]
+    calls += [("vqa", {"question": q}) for q in ("What color is the cube?", "How many spheres are there?",
+                                                  "Is there a yellow triangle?", "Is the sphere red or blue?",
+                                                  "What is this?", "Who painted this?")]
+    calls += [("detect", {"query": "giraffe"})]
+    for i in range(6):
+        image = render_scene(generate_scene(11, i))
+        stored = json.loads(json.dumps(backend.analyse(image)))  # what the SQLite store hands back
+        assert len(stored) == len(backend.objects(image)) > 0
+        for tool, args in calls:
+            try:
+                direct = getattr(backend, tool)(image, **args)
+            except UnsupportedQuery as exc:
+                with pytest.raises(UnsupportedQuery, match=re.escape(str(exc))):
+                    backend.answer(tool, stored, **args)
+                continue
+            assert backend.answer(tool, stored, **args) == direct, (i, tool, args)
+    assert backend.uses_analysis("depth", {"box": None}) and not backend.uses_analysis("depth", {"box": [0, 0, 9, 9]})

@@ -319,7 +319,10 @@ def _verdicts(run: Path):
 
 
 @pytest.mark.slow
-def test_sigkill_mid_run_then_resume_matches_uninterrupted(shapes_dir, tmp_path):
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGINT"])
+def test_sigkill_mid_run_then_resume_matches_uninterrupted(shapes_dir, tmp_path, sig):
+    """SIGKILL: no clean-up at all. SIGINT (Ctrl-C in a terminal, sent to the foreground process
+    group): the CLI stops promptly with exit code 130 and says how to resume."""
     import os
     import signal
     import subprocess
@@ -334,7 +337,8 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(shapes_dir, tmp_path)
     assert full.returncode == 0, full.stderr[-2000:]
 
     proc = subprocess.Popen(base + ["--out", str(tmp_path / "B")], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+                            stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     shard = tmp_path / "B" / "candidates-00000.jsonl"
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
@@ -342,8 +346,10 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(shapes_dir, tmp_path)
             break
         time.sleep(0.05)
     assert proc.poll() is None, "the run finished before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its sandbox workers, no cleanup
-    proc.wait(30)
+    os.killpg(proc.pid, getattr(signal, sig))  # as a terminal does: the whole foreground process group
+    _, stderr = proc.communicate(timeout=30)
+    if sig == "SIGINT":
+        assert proc.returncode == 130 and "--resume" in stderr.decode(), stderr[-2000:]
     partial = _verdicts(tmp_path / "B")
     assert 0 < len({e for e, _ in partial}) < 40
 

@@ -125,3 +125,61 @@ def test_plugs_into_the_tool_host_and_records_traces():
     server.close()
     assert reply["ok"] and reply["result"][0][:4] == [0, 0, 8, 8]
     assert host.calls[0].tool == "detect" and host.calls[0].backend == "fakebatch"
+
+
+class FakeAnalysedDetector(Backend):
+    """A fake closed-vocabulary detector: one batched pass per image finds every "object"; queries filter."""
+
+    name = "fakeanalysed"
+    version = "1"
+    provides = frozenset({"detect", "count"})
+    analysed = frozenset({"detect", "count"})
+    batchable = frozenset({"detect"})
+    max_batch = 8
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.analysed_images: list[int] = []
+        self.batches: list[int] = []
+
+    def analyse(self, image):
+        raise AssertionError("analyses should be batched")
+
+    def analyse_batch(self, images):
+        self.batches.append(len(images))
+        self.analysed_images.extend(im.width for im in images)
+        return [[["red", 0, 0, im.width, 5], ["blue", 0, 5, im.width, 10]] for im in images]
+
+    def answer(self, tool, analysis, query):
+        if query == "bad":
+            raise ToolError("cannot detect 'bad'")
+        boxes = [Box(x0=r[1], y0=r[2], x1=r[3], y1=r[4], label=r[0]) for r in analysis if r[0] in query]
+        return boxes if tool == "detect" else len(boxes)
+
+
+def test_analysed_tools_share_one_batched_analysis_per_image(tmp_path):
+    backend = FakeAnalysedDetector()
+    server = ToolServer(Toolbox({"detect": backend, "count": backend}, cache=ToolCache(tmp_path / "t.sqlite")),
+                        max_wait_ms=50)
+    calls = [(tool, i, q) for i in range(3) for tool in ("detect", "count") for q in ("red", "blue", "red blue")]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda c: server.call_json(c[0], image(c[1]), query=c[2]), calls))
+    server.close()
+    assert sorted(backend.analysed_images) == [10, 11, 12]  # one analysis per image, never two
+    assert sum(backend.batches) == 3 and len(backend.batches) < 3  # and they travelled in batches
+    assert server.stats["backend_calls"] == 3 and server.stats["analysis_hits"] == len(calls) - 3
+    for (tool, i, q), (value, _) in zip(calls, results):
+        expected = backend.answer(tool, [["red", 0, 0, 10 + i, 5], ["blue", 0, 5, 10 + i, 10]], query=q)
+        assert value == (expected if tool == "count" else [[b.x0, b.y0, b.x1, b.y1, b.score, b.label]
+                                                           for b in expected])
+    assert sum(not cached for _, cached in results) == 3
+
+
+def test_analysed_answer_error_fails_only_its_call(tmp_path):
+    backend = FakeAnalysedDetector()
+    server = ToolServer(Toolbox({"detect": backend, "count": backend}, cache=ToolCache(None)), max_wait_ms=1)
+    with pytest.raises(ToolError, match="cannot detect 'bad'"):
+        server.call_json("detect", image(1), query="bad")
+    value, cached = server.call_json("count", image(1), query="red")
+    server.close()
+    assert (value, cached) == (1, True) and backend.analysed_images == [11]

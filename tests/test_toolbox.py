@@ -78,8 +78,51 @@ def test_cache_hook(image):
     first, cached1 = tb.call_json("detect", image, query="Red  Cube ")
     again, cached2 = tb.call_json("detect", image, query="red cube")  # normalised args share a key
     assert (cached1, cached2) == (False, True) and first == again
-    assert tb.stats == {"calls": 2, "cache_hits": 1, "backend_calls": 1}
-    assert len(cache.data) == 1 and "shapes:1:" in next(iter(cache.data))
+    assert tb.stats == {"calls": 2, "cache_hits": 1, "analysis_hits": 0, "backend_calls": 1}
+    assert sorted(k.split("|")[1] for k in cache.data) == ["@analysis", "detect"]
+    assert all(k.endswith("|shapes:1:") for k in cache.data)
+
+
+def test_new_query_on_an_analysed_image_needs_no_backend_call(image):
+    cache = FakeCache()
+    tb = load("shapes", cache=cache)
+    red, c1 = tb.call_json("detect", image, query="red cube")
+    n, c2 = tb.call_json("count", image, query="blue object")  # another tool, another query: same analysis
+    cap, c3 = tb.call_json("caption", image)
+    assert (c1, c2, c3) == (False, True, True)
+    assert tb.stats["backend_calls"] == 1 and tb.stats["analysis_hits"] == 2
+    direct = load("shapes")  # no cache: every call runs the backend, and answers the same
+    assert direct.call("detect", image, query="red cube") == red
+    assert direct.call("count", image, query="blue object") == n
+    assert direct.call("caption", image) == cap
+    assert direct.stats["backend_calls"] == 3
+
+
+def test_share_analyses_off_keys_every_query_separately(image):
+    tb = load("shapes", cache=FakeCache(), share_analyses=False)
+    tb.call_json("detect", image, query="red cube")
+    _, cached = tb.call_json("count", image, query="blue object")
+    assert cached is False and tb.stats["backend_calls"] == 2 and tb.stats["analysis_hits"] == 0
+
+
+def test_depth_of_a_box_is_not_answered_from_the_whole_image_analysis(image):
+    tb = load("shapes", cache=FakeCache())
+    tb.call_json("caption", image)
+    _, whole_cached = tb.call_json("depth", image)
+    _, box_cached = tb.call_json("depth", image, box=[0, 0, 40, 40])
+    assert whole_cached is True and box_cached is False
+
+
+def test_a_query_the_backend_rejects_still_caches_the_analysis(image):
+    from vpd.tools.errors import UnsupportedQuery
+
+    cache = FakeCache()
+    tb = load("shapes", cache=cache)
+    with pytest.raises(UnsupportedQuery):
+        tb.call_json("detect", image, query="giraffe")
+    assert [k.split("|")[1] for k in cache.data] == ["@analysis"]
+    _, cached = tb.call_json("detect", image, query="cube")
+    assert cached is True and tb.stats["backend_calls"] == 1
 
 
 def test_json_results_and_typed_helpers(image):
@@ -118,3 +161,25 @@ def test_host_maps_crops_and_reports_errors(image):
                                                  "args": {"query": "cube"}})["error"]
     assert "unknown tool 'detet'; did you mean 'detect'" in host.handle({"tool": "detet", "image_id": image_id})["error"]
     assert len(host.trace().calls) == 3 and host.trace().calls[2].error
+
+
+def test_registering_analysed_tools_needs_analyse_and_answer():
+    from vpd.tools.backend import BACKENDS, Backend, register_backend
+    from vpd.tools.errors import ToolError
+
+    class HalfAnalysed(Backend):
+        provides = frozenset({"detect"})
+        analysed = frozenset({"detect"})
+
+        def analyse(self, image):
+            return []
+
+    with pytest.raises(ValueError, match="does not implement both analyse\\(\\) and answer\\(\\)"):
+        register_backend("test-half-analysed")(HalfAnalysed)
+    assert "test-half-analysed" not in BACKENDS.names()
+
+    class NotAnalysed(Backend):
+        provides = frozenset({"detect"})
+
+    with pytest.raises(ToolError, match="no image analysis"):
+        NotAnalysed().analyse(None)

@@ -78,6 +78,10 @@ def test_cli_train_smoke_then_predict(mixture, shapes_dir, tmp_path):
     examples, _ = read_examples(shapes_dir)
     assert [x["id"] for x in lines] == [e.id for e in examples[:5]]
     assert all(isinstance(x["prediction"], str) and isinstance(x["rationale"], str) for x in lines)
+    from vpd.checkers import checker_for
+
+    right = sum(checker_for(e).check(x["prediction"], e).lenient for e, x in zip(examples, lines))
+    assert f"accuracy on the 5 labelled examples: {right / 5:.1%}" in " ".join(res.output.split())
 
 
 def test_resume_continues_the_same_loss_curve(mixture, tmp_path):

@@ -12,6 +12,17 @@ To add one::
 
 Every tool method takes a PIL RGB image (already cropped to the patch) first, then the tool's
 arguments (see :mod:`vpd.tools.specs`). Boxes are returned in pixels of *that* image.
+
+**Image analyses.** A backend whose tools all come from one query-independent pass over the
+image (a closed-vocabulary detector finds every object once; the query only filters them) lists
+those tools in ``analysed`` and implements ``analyse(image) -> JSON`` (the model pass) and
+``answer(tool, analysis, **args)`` (cheap, no model). The toolbox then caches the analysis per
+image next to the tool results, so another query on an analysed image costs no backend
+invocation::
+
+    analysed = frozenset({"detect", "count"})
+    def analyse(self, image): return [[x0, y0, x1, y1, score, cls], ...]   # every object
+    def answer(self, tool, analysis, query): ...                          # filter by query
 """
 
 from __future__ import annotations
@@ -41,6 +52,9 @@ class Backend:
     #: Declare a mode only if the backend itself treats the text that way (prompt and echoed labels).
     text_args: ClassVar[Mapping[str, str]] = {}
 
+    #: Tools answered from :meth:`analyse` + :meth:`answer` (see the module docstring).
+    analysed: ClassVar[frozenset[str]] = frozenset()
+
     def __init__(self, **options: Any) -> None:
         self.options = options
 
@@ -67,10 +81,44 @@ class Backend:
         """For `vpd tools list`: 'n/a', 'found: PATH' or 'missing: PATH'."""
         return "n/a"
 
+    # -- image analyses -------------------------------------------------------------------
+    @classmethod
+    def uses_analysis(cls, tool: str, args: Mapping[str, Any]) -> bool:
+        """Whether this call is answered from :meth:`analyse` of its image (default: ``tool in analysed``).
+
+        A class method: it may depend on the tool and its arguments only (remote hosts decide it
+        without the model)."""
+        return tool in cls.analysed
+
+    def analyse(self, image: Image.Image) -> Any:
+        """The query-independent pass over ``image`` that the ``analysed`` tools are answered from.
+
+        Returns a JSON-serialisable value (it is stored in the tool cache), never None. Backends
+        with ``analysed`` tools override it (checked at registration).
+        """
+        raise ToolError(f"backend {self.name!r} has no image analysis (its analysed tools: none)")
+
+    def analyse_batch(self, images: list[Image.Image]) -> list[Any]:
+        """:meth:`analyse` of many images (one result or exception object per image). Override to batch."""
+        out: list[Any] = []
+        for image in images:
+            try:
+                out.append(self.analyse(image))
+            except Exception as exc:  # recorded per input, never fatal for the batch
+                out.append(exc)
+        return out
+
+    def answer(self, tool: str, analysis: Any, **args: Any) -> Any:
+        """The result of ``tool`` with ``args`` from an image's :meth:`analyse` value (no model call).
+        Backends with ``analysed`` tools override it (checked at registration)."""
+        raise ToolError(f"backend {self.name!r} answers no tool from an image analysis")
+
     # -- generic dispatch ----------------------------------------------------------------
     def run(self, tool: str, image: Image.Image | None, **args: Any) -> Any:
         if tool not in self.provides:
             raise ToolError(f"backend {self.name!r} does not provide tool {tool!r}")
+        if image is not None and self.uses_analysis(tool, args):
+            return self.answer(tool, self.analyse(image), **args)
         fn = getattr(self, tool)
         return fn(**args) if not TOOLS.get(tool).needs_image else fn(image, **args)
 
@@ -79,6 +127,9 @@ class Backend:
 
         Returns one result per input; an input that fails yields its exception object.
         """
+        if tool in self.analysed and all(im is not None and self.uses_analysis(tool, a)
+                                         for im, a in zip(images, args)):
+            return self._answer_batch(tool, self.analyse_batch(list(images)), args)  # type: ignore[arg-type]
         batch_fn = getattr(self, f"{tool}_batch", None)
         if batch_fn is not None and tool in self.batchable:
             return list(batch_fn(images, args))
@@ -86,6 +137,18 @@ class Backend:
         for image, a in zip(images, args):
             try:
                 out.append(self.run(tool, image, **a))
+            except Exception as exc:  # recorded per input, never fatal for the batch
+                out.append(exc)
+        return out
+
+    def _answer_batch(self, tool: str, analyses: list[Any], args: list[dict[str, Any]]) -> list[Any]:
+        out: list[Any] = []
+        for analysis, a in zip(analyses, args):
+            if isinstance(analysis, BaseException):
+                out.append(analysis)
+                continue
+            try:
+                out.append(self.answer(tool, analysis, **a))
             except Exception as exc:  # recorded per input, never fatal for the batch
                 out.append(exc)
         return out
@@ -105,6 +168,12 @@ def register_backend(name: str):
         unknown = set(cls.provides) - set(TOOLS.names())
         if unknown:
             raise ValueError(f"backend {name!r} provides unknown tools {sorted(unknown)}")
+        if not set(cls.analysed) <= set(cls.provides):
+            raise ValueError(f"backend {name!r}: analysed tools {sorted(set(cls.analysed) - set(cls.provides))} "
+                             "are not among the tools it provides")
+        if cls.analysed and (cls.analyse is Backend.analyse or cls.answer is Backend.answer):
+            raise ValueError(f"backend {name!r} declares analysed tools {sorted(cls.analysed)} but does not "
+                             "implement both analyse() and answer()")
         BACKENDS.add(name, cls)
         return cls
 

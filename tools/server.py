@@ -7,7 +7,10 @@ queue until ``max_batch`` (the backend's declared ``max_batch``, optionally capp
 or the oldest has waited ``max_wait_ms`` milliseconds; then one ``Backend.run_batch`` call serves
 them all. Other tools pass straight through. Cache hits never wait. With a cache, a call whose cache
 key equals one still in flight waits for that call's result instead of running the backend again
-(single flight; counted in ``stats['coalesced']``).
+(single flight; counted in ``stats['coalesced']``). Tools a backend answers from an image
+analysis (:attr:`Backend.analysed <vpd.tools.backend.Backend.analysed>`) share one analysis per
+image the same way: cached, single flight, and batched (``Backend.analyse_batch``) when the backend
+declares any of those tools batchable.
 
 A ``ToolServer`` *is a* :class:`~vpd.tools.Toolbox` (same backends, same cache), so it drops in
 wherever a toolbox goes — ``ToolHost(ToolServer(vpd.tools.load("shapes")))``. Each backend runs
@@ -34,6 +37,8 @@ from vpd.tools.specs import TOOLS
 from vpd.tools.toolbox import Toolbox, to_json_result
 
 _STOP = object()
+#: The batcher "tool" name of a backend's image analyses.
+ANALYSIS = "@analysis"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,7 +97,10 @@ class _Batcher:
     def _run(self, batch: list[_Request]) -> None:
         try:
             with self.server._backend_lock(self.backend):
-                results = self.backend.run_batch(self.tool, [r.image for r in batch], [r.args for r in batch])
+                if self.tool == ANALYSIS:
+                    results = self.backend.analyse_batch([r.image for r in batch])
+                else:
+                    results = self.backend.run_batch(self.tool, [r.image for r in batch], [r.args for r in batch])
             if len(results) != len(batch):
                 raise ToolError(f"backend {self.backend.name!r} returned {len(results)} results "
                                 f"for a batch of {len(batch)}")
@@ -117,7 +125,7 @@ class ToolServer(Toolbox):
     """
 
     def __init__(self, toolbox: Toolbox, *, max_wait_ms: float = 5.0, max_batch: int | None = None) -> None:
-        super().__init__(toolbox.backends, cache=toolbox.cache)
+        super().__init__(toolbox.backends, cache=toolbox.cache, share_analyses=toolbox.share_analyses)
         self.inner = toolbox
         self.max_wait_ms = float(max_wait_ms)
         self.max_batch_cap = max_batch
@@ -174,22 +182,11 @@ class ToolServer(Toolbox):
             key, out = "", Future()
         else:
             key = self.cache_key(tool, img, args)
-            out = Future()
-            with self._lock:  # single flight: a call equal to one in progress waits for its result
-                leader = self._inflight.get(key)
-                if leader is None:
-                    self._inflight[key] = out
-            if leader is not None:
-                self._count("coalesced")
-                return _follow(leader)
-            hit = self.cache.get(key)
-            if hit is not None:
-                self._count("cache_hits")
-                self._settle(key, out, (hit, True))
+            out, served = self._lookup(key, follow_stat="coalesced", hit_stat="cache_hits")
+            if served:
                 return out
-        self._count("backend_calls")
 
-        def finish(value: Any) -> None:
+        def finish(value: Any, cached: bool = False) -> None:
             try:
                 result = to_json_result(tool, value)
                 if self.cache is not None:
@@ -197,8 +194,27 @@ class ToolServer(Toolbox):
             except Exception as exc:
                 self._settle(key, out, exc)
                 return
-            self._settle(key, out, (result, False))
+            self._settle(key, out, (result, cached))
 
+        if self.shares_analysis(backend, tool, img, args):
+            assert img is not None
+
+            def answer(f: Future) -> None:
+                exc = f.exception()
+                if exc is not None:
+                    self._settle(key, out, exc)
+                    return
+                analysis, cached = f.result()
+                try:
+                    value = backend.answer(tool, analysis, **args)
+                except Exception as err:
+                    self._settle(key, out, err)
+                    return
+                finish(value, cached)
+
+            self._analysis(backend, img).add_done_callback(answer)
+            return out
+        self._count("backend_calls")
         if tool in backend.batchable and self.batch_limit(backend) > 1:
             inner = self._batcher(backend, tool).submit(img, dict(args))
 
@@ -219,6 +235,62 @@ class ToolServer(Toolbox):
             return out
         finish(value)
         return out
+
+    def _analysis(self, backend: Backend, img: Image.Image) -> Future:
+        """The image's analysis by ``backend`` as a future of ``(analysis, cached)``: from the
+        cache, from an equal analysis in flight, or one backend invocation (batched if allowed)."""
+        assert self.cache is not None
+        akey = self.analysis_key(backend, img)
+        out, served = self._lookup(akey, follow_stat="analysis_hits", hit_stat="analysis_hits")
+        if served:
+            return out
+        self._count("backend_calls")
+
+        def store(analysis: Any) -> None:
+            if analysis is None:
+                self._settle(akey, out, ToolError(f"backend {backend.name!r}: analyse() returned None"))
+                return
+            self.cache.put(akey, analysis)  # type: ignore[union-attr]
+            self._settle(akey, out, (analysis, False))
+
+        if backend.analysed & backend.batchable and self.batch_limit(backend) > 1:
+            def relay(f: Future) -> None:
+                exc = f.exception()
+                if exc is not None:
+                    self._settle(akey, out, exc)
+                else:
+                    store(f.result())
+
+            self._batcher(backend, ANALYSIS).submit(img, {}).add_done_callback(relay)
+            return out
+        try:
+            with self._backend_lock(backend):
+                analysis = backend.analyse(img)
+        except Exception as exc:
+            self._settle(akey, out, exc)
+            return out
+        store(analysis)
+        return out
+
+    def _lookup(self, key: str, *, follow_stat: str, hit_stat: str) -> tuple[Future, bool]:
+        """Single flight + cache for ``key``: ``(future, True)`` when it is already served (it
+        follows an equal call in flight, or holds the cached value); else ``(future, False)``:
+        the caller now leads ``key`` and must settle the future with :meth:`_settle`."""
+        assert self.cache is not None
+        out: Future = Future()
+        with self._lock:  # single flight: a call equal to one in progress waits for its result
+            leader = self._inflight.get(key)
+            if leader is None:
+                self._inflight[key] = out
+        if leader is not None:
+            self._count(follow_stat)
+            return _follow(leader), True
+        hit = self.cache.get(key)
+        if hit is not None:
+            self._count(hit_stat)
+            self._settle(key, out, (hit, True))
+            return out, True
+        return out, False
 
     def _settle(self, key: str, out: Future, outcome: Any) -> None:
         """Resolve ``out`` (a result tuple or an exception) and end its single-flight slot."""

@@ -16,7 +16,6 @@ Specs accepted by :func:`load`:
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any, Mapping, Protocol
 
@@ -66,12 +65,22 @@ def normalise_args(args: Mapping[str, Any], mode: str = "exact") -> str:
 
 
 class Toolbox:
-    """Tools bound to backends. Typed helpers (``detect``, ``vqa`` …) accept a PIL image or a path."""
+    """Tools bound to backends. Typed helpers (``detect``, ``vqa`` …) accept a PIL image or a path.
 
-    def __init__(self, backends: Mapping[str, Backend], *, cache: ToolCacheLike | None = None) -> None:
+    With a cache, a tool result is looked up first; a miss on a tool its backend answers from an
+    image analysis (:attr:`Backend.analysed <vpd.tools.backend.Backend.analysed>`) then looks up
+    the image's cached analysis, so only the first call per image reaches the backend
+    (``share_analyses=False`` turns that second level off, for comparison). ``stats``:
+    ``calls``; ``cache_hits`` (tool result cached); ``analysis_hits`` (answered from a cached
+    analysis); ``backend_calls`` (backend invocations: tool runs plus analyses).
+    """
+
+    def __init__(self, backends: Mapping[str, Backend], *, cache: ToolCacheLike | None = None,
+                 share_analyses: bool = True) -> None:
         self.backends: dict[str, Backend] = dict(backends)
         self.cache = cache
-        self.stats: dict[str, int] = {"calls": 0, "cache_hits": 0, "backend_calls": 0}
+        self.share_analyses = share_analyses
+        self.stats: dict[str, int] = {"calls": 0, "cache_hits": 0, "analysis_hits": 0, "backend_calls": 0}
 
     @property
     def tools(self) -> list[str]:
@@ -97,8 +106,20 @@ class Toolbox:
         canon = backend.canonical_args(tool, with_defaults(TOOLS.get(tool).default_args, args))
         return f"{digest}|{tool}|{args_json(canon)}|{backend.cache_tag()}"
 
+    @staticmethod
+    def analysis_key(backend: Backend, image: Image.Image) -> str:
+        """``image content hash | @analysis | backend name:version:weights``."""
+        return f"{image_digest(image)}|@analysis|{backend.cache_tag()}"
+
+    def shares_analysis(self, backend: Backend, tool: str, image: Image.Image | None,
+                        args: Mapping[str, Any]) -> bool:
+        """Whether this call goes through the image's cached analysis."""
+        return (self.share_analyses and self.cache is not None and image is not None
+                and backend.uses_analysis(tool, args))
+
     def call_json(self, tool: str, image: Image.Image | str | Path | None, **args: Any) -> tuple[Any, bool]:
-        """Run ``tool`` and return ``(json_result, cached)``. Raises :class:`ToolError` subclasses."""
+        """Run ``tool`` and return ``(json_result, cached)`` — ``cached``: no backend invocation was
+        needed. Raises :class:`ToolError` subclasses."""
         backend = self.backend_for(tool)
         spec = TOOLS.get(tool)
         img = load_image(image) if (spec.needs_image and image is not None) else None
@@ -112,11 +133,24 @@ class Toolbox:
             if hit is not None:
                 self.stats["cache_hits"] += 1
                 return hit, True
-        self.stats["backend_calls"] += 1
-        value = to_json_result(tool, backend.run(tool, img, **args))
+        if self.shares_analysis(backend, tool, img, args):
+            assert img is not None and self.cache is not None
+            akey = self.analysis_key(backend, img)
+            analysis = self.cache.get(akey)
+            cached = analysis is not None
+            if cached:
+                self.stats["analysis_hits"] += 1
+            else:
+                self.stats["backend_calls"] += 1
+                analysis = backend.analyse(img)
+                self.cache.put(akey, analysis)
+            value = to_json_result(tool, backend.answer(tool, analysis, **args))
+        else:
+            self.stats["backend_calls"] += 1
+            value, cached = to_json_result(tool, backend.run(tool, img, **args)), False
         if self.cache is not None:
             self.cache.put(key, value)
-        return value, False
+        return value, cached
 
     def call(self, tool: str, image: Image.Image | str | Path | None, **args: Any) -> Any:
         return self.call_json(tool, image, **args)[0]
@@ -188,7 +222,8 @@ def _parse_spec(spec: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load(spec: str | Path | Mapping[str, Any] = "shapes", *, cache: ToolCacheLike | None = None) -> Toolbox:
+def load(spec: str | Path | Mapping[str, Any] = "shapes", *, cache: ToolCacheLike | None = None,
+         share_analyses: bool = True) -> Toolbox:
     """Build a :class:`Toolbox` from a backend spec (see the module docstring)."""
     import vpd.tools.backends  # noqa: F401  (registers the built-in backends)
 
@@ -224,4 +259,4 @@ def load(spec: str | Path | Mapping[str, Any] = "shapes", *, cache: ToolCacheLik
         mapping[tool] = b
     if not mapping:
         raise ValueError(f"tools spec {spec!r} selects no backend")
-    return Toolbox(mapping, cache=cache)
+    return Toolbox(mapping, cache=cache, share_analyses=share_analyses)

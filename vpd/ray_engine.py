@@ -126,8 +126,28 @@ class ToolActorImpl:
         self.batches = 0
 
     def describe(self) -> dict[str, Any]:
-        return {t: {"tag": b.cache_tag(), "max_batch": b.max_batch, "batchable": sorted(b.batchable)}
+        return {t: {"tag": b.cache_tag(), "max_batch": b.max_batch, "batchable": sorted(b.batchable),
+                    "backend": b.name, "analysed": sorted(b.analysed)}
                 for t, b in self.toolbox.backends.items()}
+
+    def analyse_batch(self, tool: str, images: list[np.ndarray]) -> list[Any]:
+        """The image analyses of ``tool``'s backend (JSON), ``{"__error__": message}`` for a failure."""
+        from PIL import Image
+
+        backend = self.toolbox.backend_for(tool)
+        self.calls += len(images)
+        self.batches += 1
+        return [_error_json(v) if isinstance(v, BaseException) else v
+                for v in backend.analyse_batch([Image.fromarray(a) for a in images])]
+
+    def answer(self, tool: str, analysis: Any, args: dict[str, Any]) -> Any:
+        """``tool``'s JSON result from an analysis (no model pass), or ``{"__error__": message}``."""
+        from vpd.tools.toolbox import to_json_result
+
+        try:
+            return to_json_result(tool, self.toolbox.backend_for(tool).answer(tool, analysis, **args))
+        except Exception as exc:  # returned, not raised: the caller records it as the call's error
+            return _error_json(exc)
 
     def run_batch(self, tool: str, images: list[np.ndarray | None], args: list[dict[str, Any]]) -> list[Any]:
         """JSON results per input; an input that fails yields ``{"__error__": message}``."""
@@ -142,13 +162,17 @@ class ToolActorImpl:
         out: list[Any] = []
         for value in backend.run_batch(tool, pil, args):
             if isinstance(value, BaseException):
-                out.append({"__error__": f"{type(value).__name__}: {value}"})
+                out.append(_error_json(value))
             else:
                 out.append(to_json_result(tool, value))
         return out
 
     def stats(self) -> dict[str, int]:
         return {"calls": self.calls, "batches": self.batches, "pid": os.getpid()}
+
+
+def _error_json(exc: BaseException) -> dict[str, str]:
+    return {"__error__": f"{type(exc).__name__}: {exc}"}
 
 
 class ActorBackend(Backend):
@@ -165,15 +189,58 @@ class ActorBackend(Backend):
         self.provides = frozenset({tool})  # type: ignore[misc]
         self.batchable = frozenset({tool})  # type: ignore[misc]
         self.max_batch = int(info.get("max_batch", 1)) or 1  # type: ignore[misc]
+        # image analyses stay shared through the actor: analyse there, cache here, answer there
+        self.analysed = frozenset(info.get("analysed", ())) & {tool}  # type: ignore[misc]
+        self._real: type[Backend] | None = None
+        if self.analysed:
+            import vpd.tools.backends  # noqa: F401  (registers the built-in backends)
+            from vpd.registry import UnknownNameError
+            from vpd.tools.backend import BACKENDS
+
+            try:
+                self._real = BACKENDS.get(str(info["backend"]))
+            except UnknownNameError:  # a plug-in backend not imported here: cache per call instead
+                self.analysed = frozenset()  # type: ignore[misc]
+
+    def uses_analysis(self, tool: str, args: Any) -> bool:  # type: ignore[override]
+        return self._real is not None and tool in self.analysed and self._real.uses_analysis(tool, args)
+
+    def analyse_batch(self, images: list[Any]) -> list[Any]:
+        import ray
+
+        arrays = [np.asarray(im) for im in images]
+        return [self._error(v) or v for v in ray.get(self.actor.analyse_batch.remote(self.tool, arrays))]
+
+    def analyse(self, image: Any) -> Any:
+        value = self.analyse_batch([image])[0]
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    def answer(self, tool: str, analysis: Any, **args: Any) -> Any:
+        import ray
+
+        value = ray.get(self.actor.answer.remote(tool, analysis, args))
+        err = self._error(value)
+        if err is not None:
+            raise err
+        return boxes_from_json(value) if TOOLS.get(tool).returns_boxes else value
+
+    @staticmethod
+    def _error(value: Any) -> Exception | None:
+        if isinstance(value, dict) and "__error__" in value:
+            from vpd.tools.errors import ToolError
+
+            return ToolError(value["__error__"])
+        return None
 
     def cache_tag(self) -> str:
         return str(self.info.get("tag", f"ray:{self.tool}"))
 
     def _decode(self, value: Any) -> Any:
-        if isinstance(value, dict) and "__error__" in value:
-            from vpd.tools.errors import ToolError
-
-            return ToolError(value["__error__"])
+        err = self._error(value)
+        if err is not None:
+            return err
         return boxes_from_json(value) if TOOLS.get(self.tool).returns_boxes else value
 
     def run_batch(self, tool: str, images: list[Any], args: list[dict[str, Any]]) -> list[Any]:
@@ -189,7 +256,7 @@ class ActorBackend(Backend):
         return value
 
 
-def actor_toolbox(actor: Any, cache: Any = None) -> Any:
+def actor_toolbox(actor: Any, cache: Any = None, share_analyses: bool = True) -> Any:
     """A batching ToolServer whose backends forward to ``actor`` (the caller closes it)."""
     import ray
 
@@ -197,12 +264,13 @@ def actor_toolbox(actor: Any, cache: Any = None) -> Any:
     from vpd.tools.toolbox import Toolbox
 
     info = ray.get(actor.describe.remote())
-    return ToolServer(Toolbox({t: ActorBackend(actor, t, i) for t, i in info.items()}, cache=cache), max_wait_ms=5.0)
+    backends = {t: ActorBackend(actor, t, i) for t, i in info.items()}
+    return ToolServer(Toolbox(backends, cache=cache, share_analyses=share_analyses), max_wait_ms=5.0)
 
 
 # per worker process: models stay loaded across the shards a Ray worker runs
 _PROCESS_SAMPLERS: dict[str, Any] = {}
-_PROCESS_TOOLBOXES: dict[tuple[str, str | None], Any] = {}
+_PROCESS_TOOLBOXES: dict[tuple[str, str | None, bool], Any] = {}
 
 
 def _process_sampler(spec: str) -> Any:
@@ -213,13 +281,14 @@ def _process_sampler(spec: str) -> Any:
     return _PROCESS_SAMPLERS[spec]
 
 
-def _process_toolbox(spec: str, cache: str | None) -> Any:
-    if (spec, cache) not in _PROCESS_TOOLBOXES:
+def _process_toolbox(spec: str, cache: str | None, share_analyses: bool = True) -> Any:
+    key = (spec, cache, share_analyses)
+    if key not in _PROCESS_TOOLBOXES:
         from vpd.tools import load
         from vpd.tools.cache import open_cache
 
-        _PROCESS_TOOLBOXES[(spec, cache)] = load(spec, cache=open_cache(cache))
-    return _PROCESS_TOOLBOXES[(spec, cache)]
+        _PROCESS_TOOLBOXES[key] = load(spec, cache=open_cache(cache), share_analyses=share_analyses)
+    return _PROCESS_TOOLBOXES[key]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,9 +326,9 @@ def synth_shard(cfg_dict: dict[str, Any], shard: int, records: list[dict[str, An
         cfg = SynthConfig(**{**cfg_dict, "data": str(data), "out": str(Path(tmp) / "run"), "resume": False,
                              "overwrite": True, "limit": None, "split": None, "progress": False})
         if actor is not None:
-            toolbox = actor_toolbox(actor, cache=open_cache(cfg.cache))
+            toolbox = actor_toolbox(actor, cache=open_cache(cfg.cache), share_analyses=cfg.share_analyses)
         else:
-            toolbox = ToolServer(_process_toolbox(cfg.tools, cfg.cache), max_wait_ms=5.0)
+            toolbox = ToolServer(_process_toolbox(cfg.tools, cfg.cache, cfg.share_analyses), max_wait_ms=5.0)
         try:
             result = run_synth(cfg, toolbox=toolbox, sampler=_process_sampler(cfg.llm))
         finally:
@@ -289,7 +358,7 @@ def _merge_sessions(results: list[dict[str, Any]], started: float) -> dict[str, 
             merged[key] += int(s.get(key, 0))
         for key, v in (s.get("stage_s") or {}).items():
             stage_s[key] += float(v)
-        for key in ("calls", "cache_hits", "backend_calls"):
+        for key in ("calls", "cache_hits", "analysis_hits", "backend_calls"):
             toolbox[key] += int((s.get("toolbox") or {}).get(key, 0))
     return {**merged, "stage_s": dict(stage_s), "toolbox": dict(toolbox), "started": started,
             "finished": time.time(), "engine": "ray", "shards_run": sum(not r.get("skipped") for r in results)}

@@ -68,6 +68,7 @@ class SynthConfig:
     greedy_first: bool = True  # candidate 0 greedy, the other k-1 sampled
     llm_batch: int = 1  # questions per sampler call (1 = reproducible per question)
     dedupe: bool = True  # run each distinct (AST-normalised) program once per image; False runs every candidate
+    share_analyses: bool = True  # cache a backend's per-image analysis, so new queries on an image reuse it
     progress: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -354,7 +355,8 @@ def _load_toolbox(cfg: SynthConfig) -> Any:
     from vpd.tools.cache import open_cache
     from vpd.tools.server import ToolServer
 
-    return ToolServer(load(cfg.tools, cache=open_cache(cfg.cache)), max_wait_ms=5.0)
+    return ToolServer(load(cfg.tools, cache=open_cache(cfg.cache), share_analyses=cfg.share_analyses),
+                      max_wait_ms=5.0)
 
 
 def _manifest(cfg: SynthConfig, store: RunStore, counts: dict[str, Any], toolbox: Any, sampler: Any,

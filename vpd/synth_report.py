@@ -100,7 +100,7 @@ def build_report(run: str | Path) -> dict[str, Any]:
     wall = sum(max(0.0, float(s.get("finished", 0)) - float(s.get("started", 0))) for s in sessions)
     written = sum(int(s.get("examples_written", 0)) for s in sessions)
     backend = {key: sum(int((s.get("toolbox") or {}).get(key, 0)) for s in sessions)
-               for key in ("calls", "cache_hits", "backend_calls")}
+               for key in ("calls", "cache_hits", "analysis_hits", "backend_calls")}
     counts = manifest.get("counts", {})
     report = {
         "report_version": REPORT_VERSION,

@@ -14,9 +14,12 @@ Tool-backend invocations (calls that reached a backend) are measured in four con
 the same examples, all in this run:
 
 (a) naive — every sampled candidate executed, no program dedupe, no tool cache (a plain
-    ViperGPT loop); (b) program dedupe only; (c) dedupe + tool cache, cold (a fresh SQLite
-    store); (d) a second run with sampling seed 1 (another draw of k programs per question from
-    the pool) sharing (c)'s warm SQLite store — compared with seed 1's own (a) and (b).
+    ViperGPT loop); (b) program dedupe only; (c0) dedupe + tool-result cache only (a call is
+    reused only when image, tool and arguments match); (c) dedupe + the full tool cache, cold (a
+    fresh SQLite store): tool results plus each backend's per-image analysis, so a new query on
+    an image the backend has analysed costs no invocation (``Backend.analysed``); (d) a second
+    run with sampling seed 1 (another draw of k programs per question from the pool) sharing
+    (c)'s warm SQLite store — compared with seed 1's own (a) and (b).
 
 Issue 4's goal ("tool-backend invocations with cache vs without", <= 0.3) is (c)/(b): the tool
 cache is the only difference. (c)/(a) is the saving against a plain ViperGPT loop.
@@ -138,12 +141,12 @@ def recorded_data(path: Path) -> tuple[Path | None, int | None]:
 
 
 def run_once(data: Path, out: Path, llm: str, k: int, limit: int | None, *, cache: str, reuse: bool,
-             workers: int, dedupe: bool = True) -> dict[str, Any]:
+             workers: int, dedupe: bool = True, share_analyses: bool = True) -> dict[str, Any]:
     from vpd.synth import SynthConfig, run_synth
 
     cfg = SynthConfig(data=str(data), out=str(out), llm=llm, tools="shapes", k=k, limit=limit, cache=cache,
                       reuse=reuse, workers=workers, temperature=0.0, greedy_first=False, progress=False,
-                      overwrite=True, dedupe=dedupe)
+                      overwrite=True, dedupe=dedupe, share_analyses=share_analyses)
     t0 = time.perf_counter()
     rep = run_synth(cfg).report
     wall = time.perf_counter() - t0
@@ -159,7 +162,8 @@ def run_once(data: Path, out: Path, llm: str, k: int, limit: int | None, *, cach
             # call was cut short)
             "backend_invocations": int(backend) if backend is not None else trace_invocations,
             "trace_backend_invocations": trace_invocations,
-            "cache_hits": tb.get("cache_hits", 0), "coalesced": tb.get("coalesced", 0),
+            "cache_hits": tb.get("cache_hits", 0), "analysis_hits": tb.get("analysis_hits", 0),
+            "coalesced": tb.get("coalesced", 0),
             "llm_requests": rep["llm"]["llm_requests"], "verified_share": rep["overall"].get("verified_share")}
 
 
@@ -233,22 +237,25 @@ def _main(args: argparse.Namespace, ap: argparse.ArgumentParser, tmp: Path) -> d
     store = str(tmp / "tools.sqlite")
     a = run("a-naive", 0, cache="off", dedupe=False)
     b = run("b-dedupe", 0, cache="off")
+    c0 = run("c0-result-cache", 0, cache=str(tmp / "tools-results-only.sqlite"), share_analyses=False)
     c = run("c-cache-cold", 0, cache=store)
     a1 = run("a-naive-seed1", 1, cache="off", dedupe=False)
     b1 = run("b-dedupe-seed1", 1, cache="off")
     d = run("d-cache-warm-seed1", 1, cache=store)
     per_example = run("noreuse", 0, cache="memory", reuse=False)
 
-    inv = {x: r["backend_invocations"] for x, r in (("a", a), ("b", b), ("c", c), ("a1", a1), ("b1", b1), ("d", d))}
+    inv = {x: r["backend_invocations"]
+           for x, r in (("a", a), ("b", b), ("c0", c0), ("c", c), ("a1", a1), ("b1", b1), ("d", d))}
     ratios = {
         "b_vs_a": _ratio(inv["b"], inv["a"]),
+        "c0_vs_a": _ratio(inv["c0"], inv["a"]), "c0_vs_b": _ratio(inv["c0"], inv["b"]),
         "c_vs_a": _ratio(inv["c"], inv["a"]), "c_vs_b": _ratio(inv["c"], inv["b"]),
         "d_vs_a_seed1": _ratio(inv["d"], inv["a1"]), "d_vs_b_seed1": _ratio(inv["d"], inv["b1"]),
     }
     ratio_llm = _ratio(b["llm_requests"], per_example["llm_requests"])
     out = {"examples": b["examples"], "distinct_questions": len(pools), "k": k, "source": source,
            "completions_per_question": {"min": min(sizes, default=0), "max": max(sizes, default=0)},
-           "runs": {"a_naive": a, "b_dedupe_only": b, "c_dedupe_cache_cold": c, "a_naive_seed1": a1,
+           "runs": {"a_naive": a, "b_dedupe_only": b, "c0_dedupe_result_cache_only": c0, "c_dedupe_cache_cold": c, "a_naive_seed1": a1,
                     "b_dedupe_only_seed1": b1, "d_dedupe_cache_warm_seed1": d, "per_example_llm": per_example},
            "tool_invocation_ratios": ratios,
            "goal": {"name": "tool-backend invocations, cache vs without (issue 4)", "ratio": "c_vs_b",
@@ -270,7 +277,8 @@ def _print_table(out: dict[str, Any], inv: dict[str, int]) -> None:
           "completions per question):")
     rows = [("(a) naive: every candidate, no dedupe, no cache", inv["a"], 1.0, None),
             ("(b) program dedupe only, no tool cache", inv["b"], r["b_vs_a"], 1.0),
-            ("(c) dedupe + tool cache, cold", inv["c"], r["c_vs_a"], r["c_vs_b"]),
+            ("(c0) dedupe + tool-result cache only, cold", inv["c0"], r["c0_vs_a"], r["c0_vs_b"]),
+            ("(c) dedupe + tool cache with image analyses, cold", inv["c"], r["c_vs_a"], r["c_vs_b"]),
             ("    seed 1: (a) naive", inv["a1"], 1.0, None),
             ("    seed 1: (b) dedupe only", inv["b1"], _ratio(inv["b1"], inv["a1"]), 1.0),
             ("(d) seed 1, dedupe + warm shared SQLite store", inv["d"], r["d_vs_a_seed1"], r["d_vs_b_seed1"])]

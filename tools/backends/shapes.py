@@ -55,6 +55,8 @@ class ShapesBackend(Backend):
     version: ClassVar[str] = "1"
     provides: ClassVar[frozenset[str]] = frozenset(
         {"detect", "count", "vqa", "caption", "verify_property", "best_text_match", "depth"})
+    #: One colour segmentation per image answers every tool (``depth`` of a sub-box excepted).
+    analysed: ClassVar[frozenset[str]] = provides
     memory_class: ClassVar[str] = "cpu-small"
     needs: ClassVar[str] = "opencv-python-headless, numpy (no weights)"
 
@@ -99,132 +101,203 @@ class ShapesBackend(Backend):
             self._cache.popitem(last=False)
         return objs
 
-    def _matching(self, image: Image.Image, q: ObjectQuery) -> list[DetectedObject]:
-        return [o for o in self.objects(image) if q.matches(o.color, o.shape, o.size)]
+    # -- image analysis: every tool but depth-of-a-box is a function of the object list ------
+    def analyse(self, image: Image.Image) -> list[dict[str, Any]]:
+        """Every object in ``image`` as JSON (:func:`objects_to_json`): the one pixel pass the
+        other tools filter."""
+        return objects_to_json(self.objects(image))
 
-    def _subject(self, image: Image.Image, text: str) -> DetectedObject | None:
-        objs = self._matching(image, parse_query(text, what="subject"))
-        return max(objs, key=lambda o: o.area) if objs else None
+    @classmethod
+    def uses_analysis(cls, tool: str, args: Mapping[str, Any]) -> bool:
+        """All tools, except ``depth`` of a sub-box (that re-segments the crop)."""
+        return tool in cls.analysed and not (tool == "depth" and args.get("box") is not None)
+
+    def answer(self, tool: str, analysis: Any, **args: Any) -> Any:
+        if tool not in _FROM_OBJECTS:
+            raise UnsupportedQuery(f"shapes backend: tool {tool!r} is not answered from an analysis")
+        return _FROM_OBJECTS[tool](objects_from_json(analysis), **args)
 
     # -- tools ----------------------------------------------------------------------------
     def detect(self, image: Image.Image, query: str) -> list[Box]:
-        q = parse_query(query)
-        return [Box(x0=o.box[0], y0=o.box[1], x1=o.box[2], y1=o.box[3], score=o.score, label=o.description)
-                for o in self._matching(image, q)]
+        return detect_in(self.objects(image), query)
 
     def count(self, image: Image.Image, query: str) -> int:
-        return len(self._matching(image, parse_query(query)))
+        return count_in(self.objects(image), query)
 
     def verify_property(self, image: Image.Image, name: str, prop: str) -> bool:
-        subject = parse_query(name, what="object name")
-        p = parse_query(prop, what="property")
-        if p.n_attributes == 0:
-            raise UnsupportedQuery(f"shapes backend: property {prop!r} names no colour, shape or size")
-        return any(p.matches(o.color, o.shape, o.size) for o in self._matching(image, subject))
+        return verify_property_in(self.objects(image), name, prop)
 
     def best_text_match(self, image: Image.Image, options: list[str]) -> str:
-        if not options:
-            raise UnsupportedQuery("shapes backend: best_text_match needs at least one option")
-        objs = sorted(self.objects(image), key=lambda o: -o.area)
-        best, best_score = str(options[0]), -1.0
-        for opt in options:
-            score = self._option_score(objs, str(opt))
-            if score > best_score:
-                best, best_score = str(opt), score
-        return best
-
-    @staticmethod
-    def _option_score(objs: list[DetectedObject], option: str) -> float:
-        """1 (+ specificity) if the option fits the largest object, 0.5 if it fits another one,
-        up to 0.2 for a partial fit of the largest; "nothing" scores 1 on an empty patch, else 0.25."""
-        toks = set(words(option))
-        if toks & NOTHING_WORDS:
-            return 1.0 if not objs else 0.25
-        q = parse_query(option, what="option")
-        if not objs:
-            return 0.0
-        bonus = 0.01 * q.n_attributes
-        main = objs[0]
-        if q.matches(main.color, main.shape, main.size):
-            return 1.0 + bonus
-        if any(q.matches(o.color, o.shape, o.size) for o in objs):
-            return 0.5 + bonus
-        hits = sum(v is not None and v == getattr(main, k)
-                   for k, v in (("color", q.color), ("shape", q.shape), ("size", q.size)))
-        return 0.2 * hits / max(1, q.n_attributes)
+        return best_text_match_in(self.objects(image), options)
 
     def caption(self, image: Image.Image) -> str:
-        objs = self.objects(image)
-        if not objs:
-            return "An empty scene with no objects."
-        groups: dict[str, int] = {}
-        for o in objs:
-            groups[o.description] = groups.get(o.description, 0) + 1
-        parts = [f"a {d}" if n == 1 else f"{n} {d}s" for d, n in groups.items()]
-        listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-        noun = "object" if len(objs) == 1 else "objects"
-        return f"{len(objs)} {noun}: {listed}."
+        return caption_of(self.objects(image))
 
     def depth(self, image: Image.Image, box: list[int] | None = None) -> float:
         if box is not None:
             x0, y0, x1, y1 = (int(v) for v in box)
             if (x0, y0, x1, y1) != (0, 0, image.width, image.height):
                 image = image.crop((x0, y0, x1, y1))
-        objs = self.objects(image)
-        if not objs:
-            return BACKGROUND_DEPTH
-        main = max(objs, key=lambda o: o.area)
-        return round(FOCAL_PX / max(1, main.longer_side), 4)
+        return depth_of(self.objects(image))
 
     def vqa(self, image: Image.Image, question: str) -> str:
-        q = " ".join(words(question))
-        if not q:
-            raise UnsupportedQuery("shapes backend: empty question")
-        for pattern, kind in _QUESTION_PATTERNS:
-            m = pattern.match(q)
-            if m:
-                return getattr(self, f"_answer_{kind}")(image, *m.groups())
-        raise UnsupportedQuery(f"shapes backend cannot answer {question!r} (it answers colour, shape, size, "
-                               "'how many …', 'is there …' and 'is the X Y' questions)")
+        return vqa_on(self.objects(image), question)
 
-    # -- question kinds -------------------------------------------------------------------
-    def _answer_attribute(self, image: Image.Image, attr: str, subject: str) -> str:
-        attr = "color" if attr == "colour" else attr
-        o = self._subject(image, subject)
-        return getattr(o, attr) if o is not None else "none"
 
-    def _answer_attribute_of(self, image: Image.Image, attr: str, subject: str) -> str:
-        return self._answer_attribute(image, attr, subject)
+# -- the tools as functions of an image's object list -------------------------------------------
+def objects_to_json(objs: list[DetectedObject]) -> list[dict[str, Any]]:
+    """``[{"color", "shape", "size", "box": [x0, y0, x1, y1], "area", "score"}, …]`` (pixels)."""
+    return [{"color": o.color, "shape": o.shape, "size": o.size, "box": list(o.box), "area": o.area,
+             "score": o.score} for o in objs]
 
-    def _answer_count(self, image: Image.Image, subject: str) -> str:
-        return str(len(self._matching(image, parse_query(subject))))
 
-    def _answer_exists(self, image: Image.Image, subject: str) -> str:
-        return "yes" if self._matching(image, parse_query(subject)) else "no"
+def objects_from_json(rows: Any) -> list[DetectedObject]:
+    """The inverse of :func:`objects_to_json`."""
+    return [DetectedObject(color=str(r["color"]), shape=str(r["shape"]), size=str(r["size"]),
+                           box=tuple(int(v) for v in r["box"]), area=int(r["area"]), score=float(r["score"]))
+            for r in rows]
 
-    def _answer_describe(self, image: Image.Image, *_: str) -> str:
-        objs = self.objects(image)
-        if not objs:
-            return "nothing"
-        o = max(objs, key=lambda x: x.area)
-        return f"{o.size} {o.color} {o.shape}"
 
-    def _answer_either(self, image: Image.Image, rest: str, opt_a: str, opt_b: str) -> str:
-        subject, _ = _split_subject(rest.split())
-        o = self._subject(image, " ".join(subject) or "object")
-        for opt in (opt_a, opt_b):
-            p = parse_query(opt, what="option")
-            if o is not None and p.n_attributes and p.matches(o.color, o.shape, o.size):
-                return opt
-        return "neither"
+def _matching(objs: list[DetectedObject], q: ObjectQuery) -> list[DetectedObject]:
+    return [o for o in objs if q.matches(o.color, o.shape, o.size)]
 
-    def _answer_verify(self, image: Image.Image, rest: str) -> str:
-        subject, prop = _split_subject(rest.split())
-        p = parse_query(" ".join(prop) or "?", what="property")
-        if p.n_attributes == 0:
-            raise UnsupportedQuery(f"shapes backend: no property to check in 'is {rest}'")
-        objs = self._matching(image, parse_query(" ".join(subject) or "object", what="subject"))
-        return "yes" if any(p.matches(o.color, o.shape, o.size) for o in objs) else "no"
+
+def _subject(objs: list[DetectedObject], text: str) -> DetectedObject | None:
+    found = _matching(objs, parse_query(text, what="subject"))
+    return max(found, key=lambda o: o.area) if found else None
+
+
+def detect_in(objs: list[DetectedObject], query: str) -> list[Box]:
+    q = parse_query(query)
+    return [Box(x0=o.box[0], y0=o.box[1], x1=o.box[2], y1=o.box[3], score=o.score, label=o.description)
+            for o in _matching(objs, q)]
+
+
+def count_in(objs: list[DetectedObject], query: str) -> int:
+    return len(_matching(objs, parse_query(query)))
+
+
+def verify_property_in(objs: list[DetectedObject], name: str, prop: str) -> bool:
+    subject = parse_query(name, what="object name")
+    p = parse_query(prop, what="property")
+    if p.n_attributes == 0:
+        raise UnsupportedQuery(f"shapes backend: property {prop!r} names no colour, shape or size")
+    return any(p.matches(o.color, o.shape, o.size) for o in _matching(objs, subject))
+
+
+def best_text_match_in(objs: list[DetectedObject], options: list[str]) -> str:
+    if not options:
+        raise UnsupportedQuery("shapes backend: best_text_match needs at least one option")
+    by_area = sorted(objs, key=lambda o: -o.area)
+    best, best_score = str(options[0]), -1.0
+    for opt in options:
+        score = _option_score(by_area, str(opt))
+        if score > best_score:
+            best, best_score = str(opt), score
+    return best
+
+
+def _option_score(objs: list[DetectedObject], option: str) -> float:
+    """1 (+ specificity) if the option fits the largest object, 0.5 if it fits another one,
+    up to 0.2 for a partial fit of the largest; "nothing" scores 1 on an empty patch, else 0.25."""
+    toks = set(words(option))
+    if toks & NOTHING_WORDS:
+        return 1.0 if not objs else 0.25
+    q = parse_query(option, what="option")
+    if not objs:
+        return 0.0
+    bonus = 0.01 * q.n_attributes
+    main = objs[0]
+    if q.matches(main.color, main.shape, main.size):
+        return 1.0 + bonus
+    if any(q.matches(o.color, o.shape, o.size) for o in objs):
+        return 0.5 + bonus
+    hits = sum(v is not None and v == getattr(main, k)
+               for k, v in (("color", q.color), ("shape", q.shape), ("size", q.size)))
+    return 0.2 * hits / max(1, q.n_attributes)
+
+
+def caption_of(objs: list[DetectedObject]) -> str:
+    if not objs:
+        return "An empty scene with no objects."
+    groups: dict[str, int] = {}
+    for o in objs:
+        groups[o.description] = groups.get(o.description, 0) + 1
+    parts = [f"a {d}" if n == 1 else f"{n} {d}s" for d, n in groups.items()]
+    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    noun = "object" if len(objs) == 1 else "objects"
+    return f"{len(objs)} {noun}: {listed}."
+
+
+def depth_of(objs: list[DetectedObject], box: list[int] | None = None) -> float:
+    """Depth of the largest object (``box`` must be None: a sub-box needs its own segmentation)."""
+    if box is not None:
+        raise UnsupportedQuery("shapes backend: depth of a box is computed from the crop, not an analysis")
+    if not objs:
+        return BACKGROUND_DEPTH
+    main = max(objs, key=lambda o: o.area)
+    return round(FOCAL_PX / max(1, main.longer_side), 4)
+
+
+def vqa_on(objs: list[DetectedObject], question: str) -> str:
+    q = " ".join(words(question))
+    if not q:
+        raise UnsupportedQuery("shapes backend: empty question")
+    for pattern, kind in _QUESTION_PATTERNS:
+        m = pattern.match(q)
+        if m:
+            return _ANSWERS[kind](objs, *m.groups())
+    raise UnsupportedQuery(f"shapes backend cannot answer {question!r} (it answers colour, shape, size, "
+                           "'how many …', 'is there …' and 'is the X Y' questions)")
+
+
+# -- question kinds -----------------------------------------------------------------------------
+def _answer_attribute(objs: list[DetectedObject], attr: str, subject: str) -> str:
+    attr = "color" if attr == "colour" else attr
+    o = _subject(objs, subject)
+    return getattr(o, attr) if o is not None else "none"
+
+
+def _answer_count(objs: list[DetectedObject], subject: str) -> str:
+    return str(len(_matching(objs, parse_query(subject))))
+
+
+def _answer_exists(objs: list[DetectedObject], subject: str) -> str:
+    return "yes" if _matching(objs, parse_query(subject)) else "no"
+
+
+def _answer_describe(objs: list[DetectedObject], *_: str) -> str:
+    if not objs:
+        return "nothing"
+    o = max(objs, key=lambda x: x.area)
+    return f"{o.size} {o.color} {o.shape}"
+
+
+def _answer_either(objs: list[DetectedObject], rest: str, opt_a: str, opt_b: str) -> str:
+    subject, _ = _split_subject(rest.split())
+    o = _subject(objs, " ".join(subject) or "object")
+    for opt in (opt_a, opt_b):
+        p = parse_query(opt, what="option")
+        if o is not None and p.n_attributes and p.matches(o.color, o.shape, o.size):
+            return opt
+    return "neither"
+
+
+def _answer_verify(objs: list[DetectedObject], rest: str) -> str:
+    subject, prop = _split_subject(rest.split())
+    p = parse_query(" ".join(prop) or "?", what="property")
+    if p.n_attributes == 0:
+        raise UnsupportedQuery(f"shapes backend: no property to check in 'is {rest}'")
+    found = _matching(objs, parse_query(" ".join(subject) or "object", what="subject"))
+    return "yes" if any(p.matches(o.color, o.shape, o.size) for o in found) else "no"
+
+
+_ANSWERS = {"attribute": _answer_attribute, "attribute_of": _answer_attribute, "count": _answer_count,
+            "exists": _answer_exists, "describe": _answer_describe, "either": _answer_either,
+            "verify": _answer_verify}
+
+_FROM_OBJECTS = {"detect": detect_in, "count": count_in, "verify_property": verify_property_in,
+                 "best_text_match": best_text_match_in, "caption": caption_of, "depth": depth_of, "vqa": vqa_on}
 
 
 def _canonical_query(text: Any) -> str:

@@ -4,6 +4,8 @@
   mapped to the model's class names: the longest class name (or a known synonym / plural, e.g.
   "people" -> person, "cars" -> car) found as words in the query; "red car" detects ``car``. A
   query naming no class raises :class:`UnsupportedQuery` (never a guess). Labels are class names.
+  One forward pass finds every class (the image *analysis*, cached per image by the toolbox);
+  a query filters it, so further queries on an image cost no model call.
 * ``yolo_world`` (``model_path``: e.g. yolov8x-worldv2.pt): the query becomes the class via
   ``set_classes``. Text embeddings come from ``clip_text_model`` (a local transformers CLIP
   ViT-B/32 folder, i.e. openai/clip-vit-base-patch32 — the text tower YOLO-World was trained
@@ -21,13 +23,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from PIL import Image
 
 from vpd.tools.backend import register_backend
 from vpd.tools.backends._hf import ModelBackend, chunked
-from vpd.tools.backends._runtime import resolve_weights, weight_hash
+from vpd.tools.backends._runtime import weight_hash
 from vpd.tools.errors import UnsupportedQuery
 from vpd.types import Box
 
@@ -150,30 +152,53 @@ class UltralyticsBackend(_Yolo):
             return list(COCO_CLASSES)  # an architecture yaml without names: COCO order
         return [str(n) for n in names]
 
-    def detect_batch(self, images: list[Image.Image], args: list[dict[str, Any]]) -> list[Any]:
+    analysed = frozenset({"detect"})
+
+    def analyse(self, image: Image.Image) -> list[list[Any]]:
+        out = self.analyse_batch([image])[0]
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    def analyse_batch(self, images: list[Image.Image]) -> list[Any]:
+        """Every detection per image as ``[x0, y0, x1, y1, score, class name]`` rows (pixels,
+        highest score first); images are grouped by shape so batched equals one-by-one."""
         names = self.class_names()
-        wanted: list[Any] = []
-        for a in args:
-            try:
-                wanted.append(query_to_class(str(a["query"]), names))
-            except UnsupportedQuery as exc:
-                wanted.append(exc)
-        out: list[Any] = list(wanted)
+        out: list[Any] = [None] * len(images)
         groups: dict[tuple[int, int], list[int]] = {}
         for i, im in enumerate(images):
-            if not isinstance(wanted[i], Exception):
-                groups.setdefault(im.size, []).append(i)
+            groups.setdefault(im.size, []).append(i)
         for idx in groups.values():
             dets = chunked(lambda ims, _a: self._predict(ims), [images[i] for i in idx], [{}] * len(idx),
                            self.max_batch)
             for i, d in zip(idx, dets):
-                if isinstance(d, Exception):
-                    out[i] = d
-                else:
-                    k = names.index(wanted[i])
-                    out[i] = [Box(x0=b.x0, y0=b.y0, x1=b.x1, y1=b.y1, score=b.score, label=wanted[i])
-                              for b in d if b.label in (wanted[i], str(k))]
+                out[i] = d if isinstance(d, Exception) else [
+                    [b.x0, b.y0, b.x1, b.y1, b.score, _class_name(b.label, names)] for b in d]
         return out
+
+    def canonical_args(self, tool: str, args: Mapping[str, Any]) -> dict[str, Any]:
+        """A detect query keys as the class it names ("two people" = "person"); labels are class names."""
+        if tool == "detect" and set(args) == {"query"} and isinstance(args["query"], str):
+            try:
+                return {"query": query_to_class(args["query"], self.class_names())}
+            except UnsupportedQuery:  # the call fails anyway; key it as given
+                return super().canonical_args(tool, args)
+        return super().canonical_args(tool, args)
+
+    def answer(self, tool: str, analysis: Any, query: str) -> list[Box]:
+        wanted = query_to_class(str(query), self.class_names())
+        return [Box(x0=r[0], y0=r[1], x1=r[2], y1=r[3], score=r[4], label=wanted) for r in analysis if r[5] == wanted]
+
+    def detect_batch(self, images: list[Image.Image], args: list[dict[str, Any]]) -> list[Any]:
+        return self.run_batch("detect", list(images), list(args))
+
+    def detect(self, image: Image.Image, query: str) -> list[Box]:
+        return self.run("detect", image, query=query)
+
+
+def _class_name(label: str, names: list[str]) -> str:
+    """A predicted label as a class name (architectures without names label by index)."""
+    return names[int(label)] if label.isdigit() and int(label) < len(names) else label
 
 
 @register_backend("yolo_world")

@@ -35,6 +35,8 @@ def synth(
     memory_mb: int = typer.Option(512, "--memory-mb", help="Per-program memory limit (MiB)."),
     cache: str = typer.Option("default", "--cache", help="Tool cache: default (~/.cache/vpd/tools.sqlite) | memory | off | PATH."),
     checker: Optional[str] = typer.Option(None, "--checker", help="Checker or benchmark name (default: inferred per example)."),
+    shared_analyses: bool = typer.Option(True, "--shared-analyses/--no-shared-analyses",
+                                         help="Cache each backend's per-image analysis so new queries on an image reuse it."),
     judge: bool = typer.Option(False, "--judge", help="Ask the LLM about ambiguous answer mismatches."),
     greedy_first: bool = typer.Option(True, "--greedy-first/--no-greedy-first",
                                       help="Make candidate 0 greedy and sample the other k-1."),
@@ -61,7 +63,8 @@ def synth(
                       limit=limit, split=split, reuse=not no_reuse, labels=not no_labels, fewshot=fewshot,
                       workers=workers, seed=seed, temperature=temperature, select=select, max_tokens=max_tokens,
                       timeout_s=timeout_s, memory_mb=memory_mb, cache=cache, checker=checker, judge=judge,
-                      llm_batch=llm_batch, greedy_first=greedy_first, progress=not quiet)
+                      llm_batch=llm_batch, greedy_first=greedy_first, share_analyses=shared_analyses,
+                      progress=not quiet)
     from vpd.runs import ConfigMismatchError, RunExistsError
 
     if engine not in ("local", "ray"):
@@ -76,6 +79,13 @@ def synth(
     except (RunExistsError, ConfigMismatchError) as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(2)
+    except KeyboardInterrupt:
+        from vpd.runs import RunStore
+
+        done = len(RunStore(out).done_ids()) if Path(out).is_dir() else 0
+        typer.secho(f"\ninterrupted: {done} examples are committed in {out}; continue with the same command "
+                    "and --resume", fg="yellow", err=True)
+        raise typer.Exit(130)
     print_report(result.report)
     typer.echo(f"run written to {result.out} (report.json, verified.jsonl, candidates-*.jsonl)")
 

@@ -74,3 +74,7 @@ def predict_cmd(
         rprint(f"[red]error:[/red] {exc}")
         raise typer.Exit(2)
     rprint(f"wrote {counts['examples']} predictions ({counts['errors']} image errors) -> {counts['out']}")
+    if counts.get("scored"):
+        rprint(f"accuracy on the {counts['scored']} labelled examples: {counts['accuracy']:.1%} "
+               f"(strict {counts['strict_accuracy']:.1%}; per-example checkers; `vpd eval` applies a "
+               "benchmark's official rules)")
