@@ -3,6 +3,8 @@ with a tiny CLIP text tower (all offline): box formats, class mapping, threshold
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -91,6 +93,12 @@ def test_ultralytics_one_forward_pass_per_image_serves_every_query(tmp_path):
     with pytest.raises(UnsupportedQuery):
         tb.call_json("detect", IMAGES[0], query="unicorn")
     assert sum(predicted) == 1
+    # a host without the model (a Ray shard) answers from the analysis + the JSON answer context alone
+    analysis = be.analyse(IMAGES[0])
+    context = json.loads(json.dumps(be.answer_context()))
+    assert context["classes"][0] == "person" and len(context["classes"]) == 80
+    for q in queries:
+        _same(type(be).answer_from(context, "detect", analysis, query=q), be.answer("detect", analysis, query=q))
 
 
 @pytest.mark.slow

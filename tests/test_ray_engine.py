@@ -62,12 +62,15 @@ def test_commit_is_atomic_and_committed_ids_reads_blocks(tmp_path):
 
 
 def test_tool_actor_serves_analyses_and_answers(shapes_dir):
-    """The actor side of shared image analyses (no cluster): describe names the analysed tools,
-    analyse_batch returns JSON per image, answer equals the tool run directly, errors come back as data."""
+    """Shared image analyses without a cluster: the actor's describe names the analysed tools and
+    their answer context, analyse_batch returns JSON per image; the shard-side ActorBackend answers
+    from that JSON locally (no actor round trip), equal to the tool run in the actor."""
     from PIL import Image
 
     from vpd.datasets import read_examples
-    from vpd.ray_engine import ToolActorImpl
+    from vpd.ray_engine import ActorBackend, ToolActorImpl
+    from vpd.tools.errors import ToolError
+    from vpd.tools.toolbox import to_json_result
 
     impl = ToolActorImpl("shapes")
     info = impl.describe()
@@ -77,8 +80,15 @@ def test_tool_actor_serves_analyses_and_answers(shapes_dir):
     pixels = np.asarray(Image.open(examples[0].image).convert("RGB"))
     [analysis] = impl.analyse_batch("detect", [pixels])
     direct = impl.run_batch("detect", [pixels], [{"query": "object"}])[0]
-    assert impl.answer("detect", analysis, {"query": "object"}) == direct and direct
-    assert set(impl.answer("detect", analysis, {"query": "giraffe"})) == {"__error__"}
+    local = ActorBackend(actor=None, tool="detect", info=info["detect"])  # never contacts the actor
+    assert local.uses_analysis("detect", {"query": "object"})
+    assert to_json_result("detect", local.answer("detect", analysis, query="object")) == direct and direct
+    assert set(impl.run_batch("detect", [pixels], [{"query": "giraffe"}])[0]) == {"__error__"}
+    with pytest.raises(ToolError):  # the same query fails the same way when answered locally
+        local.answer("detect", analysis, query="giraffe")
+    count = ActorBackend(actor=None, tool="count", info=info["count"])
+    assert count.answer("count", analysis, query="object") == impl.run_batch("count", [pixels],
+                                                                              [{"query": "object"}])[0]
 
 
 def test_cli_engine_option_and_usage_errors_before_ray_starts(shapes_dir, tmp_path):

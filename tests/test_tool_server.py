@@ -150,7 +150,8 @@ class FakeAnalysedDetector(Backend):
         self.analysed_images.extend(im.width for im in images)
         return [[["red", 0, 0, im.width, 5], ["blue", 0, 5, im.width, 10]] for im in images]
 
-    def answer(self, tool, analysis, query):
+    @classmethod
+    def answer_from(cls, context, tool, analysis, query):
         if query == "bad":
             raise ToolError("cannot detect 'bad'")
         boxes = [Box(x0=r[1], y0=r[2], x1=r[3], y1=r[4], label=r[0]) for r in analysis if r[0] in query]

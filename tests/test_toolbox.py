@@ -174,9 +174,17 @@ def test_registering_analysed_tools_needs_analyse_and_answer():
         def analyse(self, image):
             return []
 
-    with pytest.raises(ValueError, match="does not implement both analyse\\(\\) and answer\\(\\)"):
+    with pytest.raises(ValueError, match="does not implement both analyse\\(\\) and answer_from\\(\\)"):
         register_backend("test-half-analysed")(HalfAnalysed)
     assert "test-half-analysed" not in BACKENDS.names()
+
+    class InstanceAnswerOnly(HalfAnalysed):  # answers need the instance: a remote host could not answer
+        def answer(self, tool, analysis, **args):
+            return analysis
+
+    with pytest.raises(ValueError, match="answer_from"):
+        register_backend("test-instance-answer")(InstanceAnswerOnly)
+    assert "test-instance-answer" not in BACKENDS.names()
 
     class NotAnalysed(Backend):
         provides = frozenset({"detect"})

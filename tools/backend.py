@@ -15,14 +15,18 @@ arguments (see :mod:`vpd.tools.specs`). Boxes are returned in pixels of *that* i
 
 **Image analyses.** A backend whose tools all come from one query-independent pass over the
 image (a closed-vocabulary detector finds every object once; the query only filters them) lists
-those tools in ``analysed`` and implements ``analyse(image) -> JSON`` (the model pass) and
-``answer(tool, analysis, **args)`` (cheap, no model). The toolbox then caches the analysis per
-image next to the tool results, so another query on an analysed image costs no backend
-invocation::
+those tools in ``analysed`` and implements ``analyse(image) -> JSON`` (the model pass) and the
+class method ``answer_from(context, tool, analysis, **args)`` (cheap, no model; ``context`` is the
+JSON of :meth:`Backend.answer_context`, e.g. the detector's class names). The toolbox then caches
+the analysis per image next to the tool results, so another query on an analysed image costs no
+backend invocation; because answering needs no model, a host that only holds the analysis (a Ray
+synth shard whose models live in a tool actor) answers locally::
 
     analysed = frozenset({"detect", "count"})
     def analyse(self, image): return [[x0, y0, x1, y1, score, cls], ...]   # every object
-    def answer(self, tool, analysis, query): ...                          # filter by query
+    def answer_context(self): return {"classes": self.class_names}       # optional
+    @classmethod
+    def answer_from(cls, context, tool, analysis, query): ...            # filter by query
 """
 
 from __future__ import annotations
@@ -108,10 +112,20 @@ class Backend:
                 out.append(exc)
         return out
 
+    def answer_context(self) -> dict[str, Any]:
+        """JSON that :meth:`answer_from` needs besides the analysis (e.g. class names); ``{}`` by default."""
+        return {}
+
+    @classmethod
+    def answer_from(cls, context: Mapping[str, Any], tool: str, analysis: Any, **args: Any) -> Any:
+        """The result of ``tool`` with ``args`` from an image's :meth:`analyse` value and this backend's
+        :meth:`answer_context`: no model, no instance, so any host can answer. Backends with
+        ``analysed`` tools override it (checked at registration)."""
+        raise ToolError(f"backend {cls.name!r} answers no tool from an image analysis")
+
     def answer(self, tool: str, analysis: Any, **args: Any) -> Any:
-        """The result of ``tool`` with ``args`` from an image's :meth:`analyse` value (no model call).
-        Backends with ``analysed`` tools override it (checked at registration)."""
-        raise ToolError(f"backend {self.name!r} answers no tool from an image analysis")
+        """The result of ``tool`` with ``args`` from an image's :meth:`analyse` value (no model call)."""
+        return type(self).answer_from(self.answer_context(), tool, analysis, **args)
 
     # -- generic dispatch ----------------------------------------------------------------
     def run(self, tool: str, image: Image.Image | None, **args: Any) -> Any:
@@ -171,9 +185,10 @@ def register_backend(name: str):
         if not set(cls.analysed) <= set(cls.provides):
             raise ValueError(f"backend {name!r}: analysed tools {sorted(set(cls.analysed) - set(cls.provides))} "
                              "are not among the tools it provides")
-        if cls.analysed and (cls.analyse is Backend.analyse or cls.answer is Backend.answer):
+        if cls.analysed and (cls.analyse is Backend.analyse
+                             or cls.answer_from.__func__ is Backend.answer_from.__func__):  # type: ignore[attr-defined]
             raise ValueError(f"backend {name!r} declares analysed tools {sorted(cls.analysed)} but does not "
-                             "implement both analyse() and answer()")
+                             "implement both analyse() and answer_from()")
         BACKENDS.add(name, cls)
         return cls
 

@@ -53,6 +53,7 @@ import numpy as np
 from vpd.datasets import write_examples
 from vpd.synth import RESUME_KEYS, SynthConfig, question_key, select_examples
 from vpd.tools.backend import Backend
+from vpd.tools.errors import ToolError
 from vpd.tools.specs import TOOLS
 from vpd.tools.toolbox import boxes_from_json
 from vpd.types import Example
@@ -127,7 +128,8 @@ class ToolActorImpl:
 
     def describe(self) -> dict[str, Any]:
         return {t: {"tag": b.cache_tag(), "max_batch": b.max_batch, "batchable": sorted(b.batchable),
-                    "backend": b.name, "analysed": sorted(b.analysed)}
+                    "backend": b.name, "analysed": sorted(b.analysed),
+                    "answer_context": b.answer_context() if b.analysed else {}}
                 for t, b in self.toolbox.backends.items()}
 
     def analyse_batch(self, tool: str, images: list[np.ndarray]) -> list[Any]:
@@ -139,15 +141,6 @@ class ToolActorImpl:
         self.batches += 1
         return [_error_json(v) if isinstance(v, BaseException) else v
                 for v in backend.analyse_batch([Image.fromarray(a) for a in images])]
-
-    def answer(self, tool: str, analysis: Any, args: dict[str, Any]) -> Any:
-        """``tool``'s JSON result from an analysis (no model pass), or ``{"__error__": message}``."""
-        from vpd.tools.toolbox import to_json_result
-
-        try:
-            return to_json_result(tool, self.toolbox.backend_for(tool).answer(tool, analysis, **args))
-        except Exception as exc:  # returned, not raised: the caller records it as the call's error
-            return _error_json(exc)
 
     def run_batch(self, tool: str, images: list[np.ndarray | None], args: list[dict[str, Any]]) -> list[Any]:
         """JSON results per input; an input that fails yields ``{"__error__": message}``."""
@@ -189,7 +182,8 @@ class ActorBackend(Backend):
         self.provides = frozenset({tool})  # type: ignore[misc]
         self.batchable = frozenset({tool})  # type: ignore[misc]
         self.max_batch = int(info.get("max_batch", 1)) or 1  # type: ignore[misc]
-        # image analyses stay shared through the actor: analyse there, cache here, answer there
+        # image analyses stay shared through the actor: analyse there (the model pass), cache and
+        # answer here (answer_from needs only the analysis and the backend's JSON answer context)
         self.analysed = frozenset(info.get("analysed", ())) & {tool}  # type: ignore[misc]
         self._real: type[Backend] | None = None
         if self.analysed:
@@ -217,20 +211,18 @@ class ActorBackend(Backend):
             raise value
         return value
 
-    def answer(self, tool: str, analysis: Any, **args: Any) -> Any:
-        import ray
+    def answer_context(self) -> dict[str, Any]:
+        return dict(self.info.get("answer_context") or {})
 
-        value = ray.get(self.actor.answer.remote(tool, analysis, args))
-        err = self._error(value)
-        if err is not None:
-            raise err
-        return boxes_from_json(value) if TOOLS.get(tool).returns_boxes else value
+    def answer(self, tool: str, analysis: Any, **args: Any) -> Any:
+        """Answered here, from the cached analysis: no round trip to the (possibly busy) actor."""
+        if self._real is None:
+            raise ToolError(f"tool {tool!r} of the Ray actor is not answered from an image analysis")
+        return self._real.answer_from(self.answer_context(), tool, analysis, **args)
 
     @staticmethod
     def _error(value: Any) -> Exception | None:
         if isinstance(value, dict) and "__error__" in value:
-            from vpd.tools.errors import ToolError
-
             return ToolError(value["__error__"])
         return None
 

@@ -112,7 +112,9 @@ class ShapesBackend(Backend):
         """All tools, except ``depth`` of a sub-box (that re-segments the crop)."""
         return tool in cls.analysed and not (tool == "depth" and args.get("box") is not None)
 
-    def answer(self, tool: str, analysis: Any, **args: Any) -> Any:
+    @classmethod
+    def answer_from(cls, context: Mapping[str, Any], tool: str, analysis: Any, **args: Any) -> Any:
+        """``tool`` over the stored object list (no context needed)."""
         if tool not in _FROM_OBJECTS:
             raise UnsupportedQuery(f"shapes backend: tool {tool!r} is not answered from an analysis")
         return _FROM_OBJECTS[tool](objects_from_json(analysis), **args)

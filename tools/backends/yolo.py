@@ -185,8 +185,13 @@ class UltralyticsBackend(_Yolo):
                 return super().canonical_args(tool, args)
         return super().canonical_args(tool, args)
 
-    def answer(self, tool: str, analysis: Any, query: str) -> list[Box]:
-        wanted = query_to_class(str(query), self.class_names())
+    def answer_context(self) -> dict[str, Any]:
+        return {"classes": self.class_names()}
+
+    @classmethod
+    def answer_from(cls, context: Mapping[str, Any], tool: str, analysis: Any, query: str) -> list[Box]:
+        """The analysis rows of the class the query names (``context["classes"]``: the model's class names)."""
+        wanted = query_to_class(str(query), list(context["classes"]))
         return [Box(x0=r[0], y0=r[1], x1=r[2], y1=r[3], score=r[4], label=wanted) for r in analysis if r[5] == wanted]
 
     def detect_batch(self, images: list[Image.Image], args: list[dict[str, Any]]) -> list[Any]:
