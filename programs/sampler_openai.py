@@ -26,6 +26,11 @@ from typing import Any, Sequence
 
 from vpd.programs.sampler_base import SAMPLERS, Completion, Sampler, estimate_tokens, truncate_at_stop
 
+#: In chat mode only stop strings that start the next few-shot example are kept: a chat model
+#: answers with a whole (often fenced) program, which completion stops such as ``"\ndef "`` or
+#: ``"\n```"`` would cut before its code.
+CHAT_STOP_PREFIX = "\n# Question"
+
 #: The most stop strings the OpenAI API accepts; further ones are applied on our side.
 MAX_SERVER_STOPS = 4
 
@@ -48,7 +53,7 @@ class OpenAISampler(Sampler):
                  concurrency: int = 8, timeout_s: float = 60.0, max_retries: int = 4,
                  backoff_s: float = 1.0, backoff_max_s: float = 30.0,
                  api_key_env: str = "OPENAI_API_KEY", tokenizer: str | None = None,
-                 context_tokens: int | None = None) -> None:
+                 context_tokens: int | None = None, split_greedy: bool = False) -> None:
         if mode not in ("completions", "chat"):
             raise ValueError(f"mode must be 'completions' or 'chat', not {mode!r}")
         super().__init__(name=f"openai-{mode}:{model}" + (f"@{base_url}" if base_url else ""))
@@ -64,6 +69,10 @@ class OpenAISampler(Sampler):
 
             self._tokenizer = AutoTokenizer.from_pretrained(tokenizer)
         self.stats = {"requests": 0, "retries": 0, "failures": 0}
+        # A server cannot mix a greedy choice into a sampled n=k request: by default generate_k
+        # sends one n=k request (all sampled); split_greedy spends a second, greedy request.
+        self.split_greedy = bool(split_greedy)
+        self.mixes_greedy_in_one_request = not self.split_greedy
 
     # -- Sampler API -----------------------------------------------------------------------
     def count_tokens(self, text: str) -> int:
@@ -78,11 +87,26 @@ class OpenAISampler(Sampler):
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "name": self.name, "model": self.model, "base_url": self.base_url,
                 "mode": self.mode, "concurrency": self.concurrency, "timeout_s": self.timeout_s,
-                "max_retries": self.max_retries, "context_tokens": self._context_tokens}
+                "max_retries": self.max_retries, "context_tokens": self._context_tokens,
+                "split_greedy": self.split_greedy}
+
+    def generate_k(self, prompts: Sequence[str], *, k: int, temperature: float, greedy_first: bool = False,
+                   max_tokens: int = 256, stop: Sequence[str] | None = None,
+                   seed: int | None = None) -> list[list[Completion]]:
+        """``k`` candidates per prompt in one ``n = k`` request each (prompts run concurrently).
+        ``greedy_first`` is honoured only with ``split_greedy`` (a separate greedy request)."""
+        if self.split_greedy:
+            return super().generate_k(prompts, k=k, temperature=temperature, greedy_first=greedy_first,
+                                      max_tokens=max_tokens, stop=stop, seed=seed)
+        if k <= 0:
+            return [[] for _ in prompts]
+        return self.generate(prompts, n=k, temperature=temperature, max_tokens=max_tokens, stop=stop, seed=seed)
 
     def generate(self, prompts: Sequence[str], *, n: int = 1, temperature: float = 0.0,
                  max_tokens: int = 256, stop: Sequence[str] | None = None,
                  seed: int | None = None) -> list[list[Completion]]:
+        if self.mode == "chat":
+            stop = [s for s in (stop or ()) if s.startswith(CHAT_STOP_PREFIX)]
         if not prompts:
             return []
         coro = self._generate_all(list(prompts), max(1, int(n)), float(temperature), int(max_tokens),

@@ -19,8 +19,9 @@ class FakeOpenAIServer:
     per request: an int HTTP status (error), ``"sleep"`` (answer after ``sleep_s``), ``"ok"``,
     ``"one"`` (ignore n: a single choice); when empty, requests succeed."""
 
-    def __init__(self, script: list | None = None, sleep_s: float = 3.0) -> None:
+    def __init__(self, script: list | None = None, sleep_s: float = 3.0, reply: str | None = None) -> None:
         self.script = list(script or [])
+        self.reply = reply  # a fixed reply text for every choice (default: one echoing the prompt size)
         self.sleep_s = sleep_s
         self.requests: list[dict] = []
         self.headers: list[dict] = []
@@ -51,7 +52,8 @@ class FakeOpenAIServer:
                     time.sleep(server.sleep_s)
                 n = 1 if action == "one" else int(body.get("n", 1))
                 prompt = body.get("prompt") or body["messages"][-1]["content"]
-                texts = [f"    return '{len(prompt)}-{i}'\n# Question: next" for i in range(n)]
+                texts = [server.reply if server.reply is not None else f"    return '{len(prompt)}-{i}'\n# Question: next"
+                         for i in range(n)]
                 if self.path.endswith("/chat/completions"):
                     choices = [{"index": i, "finish_reason": "stop",
                                 "message": {"role": "assistant", "content": t}} for i, t in enumerate(texts)]
@@ -119,6 +121,42 @@ def test_chat_mode():
     assert srv.requests[0]["path"] == "/v1/chat/completions"
     assert srv.requests[0]["messages"] == [{"role": "user", "content": "hello"}]
     assert [c.text for c in out[0]] == ["    return '5-0'\n# Question: next", "    return '5-1'\n# Question: next"]
+
+
+CHAT_REPLY = ("Here is the program:\n```python\ndef is_big(patch):\n    return patch.width > 10\n\n"
+              "def execute_command(image):\n    image_patch = ImagePatch(image)\n"
+              "    return 'yes' if is_big(image_patch) else 'no'\n```\nIt checks the width.\n# Question: next")
+
+
+def test_chat_mode_keeps_a_fenced_program_with_helpers():
+    """The prompt's completion stops ("\\ndef ", "\\n```", …) would cut a chat answer before its code;
+    chat mode keeps only the next-example stop, so extraction sees the whole fenced program."""
+    from vpd.programs.extract import extract_program
+    from vpd.programs.prompt import CODE_PREFIX, STOP
+
+    with FakeOpenAIServer(reply=CHAT_REPLY) as srv:
+        chat = load_sampler(f"openai-chat:m@{srv.url}", **FAST)
+        comp = load_sampler(f"openai:m@{srv.url}", **FAST)
+        got = chat.generate(["q"], n=1, stop=list(STOP))[0][0]
+        cut = comp.generate(["q"], n=1, stop=list(STOP))[0][0]
+    assert srv.requests[0]["stop"] == ["\n# Question"]
+    assert len(srv.requests[1]["stop"]) > 1
+    ex = extract_program(got.text, prefix=CODE_PREFIX)
+    assert ex.status == "ok" and "def is_big" in ex.program and "It checks" not in ex.program
+    assert cut.text == "Here is the program:"  # completion mode cuts at the fence, as a base model needs
+
+
+def test_generate_k_is_one_request_per_prompt_unless_greedy_is_split():
+    with FakeOpenAIServer() as srv:
+        s = load_sampler(f"openai:m@{srv.url}", **FAST)
+        out = s.generate_k(["a", "bb"], k=4, temperature=0.7, greedy_first=True, seed=1)
+        assert [len(r) for r in out] == [4, 4] and s.mixes_greedy_in_one_request
+        assert sorted((r["n"], r["temperature"]) for r in srv.requests) == [(4, 0.7), (4, 0.7)]
+        srv.requests.clear()
+        split = load_sampler(f"openai:m@{srv.url}", split_greedy=True, **FAST)
+        out = split.generate_k(["a"], k=4, temperature=0.7, greedy_first=True, seed=1)
+    assert len(out[0]) == 4 and not split.mixes_greedy_in_one_request
+    assert sorted((r["n"], r["temperature"]) for r in srv.requests) == [(1, 0.0), (3, 0.7)]
 
 
 def test_server_ignoring_n_gets_more_requests():

@@ -366,3 +366,37 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(shapes_dir, tmp_path,
     assert report["examples"] == 40
     # the killed session is on record only if it reached a checkpoint (every 10 s) before the kill
     assert report["sessions"] in (1, 2)
+
+
+def test_prompt_tokens_are_counted_once_per_request(tmp_path):
+    """A request of n = k completions sends its prompt once: the report must not count it k times."""
+    from vpd.programs.sampler_base import Completion, Sampler
+
+    class FakeSampler(Sampler):
+        """Answers every prompt with k copies of a fixed program; each completion says its prompt
+        took 100 tokens, as OpenAI-compatible servers report it."""
+
+        kind = "fake"
+        mixes_greedy_in_one_request = True
+
+        def __init__(self):
+            super().__init__(name="fake")
+            self.requests = 0
+
+        def generate(self, prompts, *, n=1, temperature=0.0, max_tokens=256, stop=None, seed=None):
+            self.requests += len(prompts)
+            return [[Completion(text="    return '2'", prompt_tokens=100, completion_tokens=5)] * n
+                    for _ in prompts]
+
+        def generate_k(self, prompts, *, k, temperature, greedy_first=False, max_tokens=256, stop=None, seed=None):
+            return self.generate(prompts, n=k, temperature=temperature)
+
+    sampler = FakeSampler()
+    data = make_data(tmp_path / "data", ROWS)
+    cfg = SynthConfig(data=str(data), out=str(tmp_path / "run"), llm="fake", k=3, progress=False, cache="off",
+                      fewshot="fixed")
+    rep = run_synth(cfg, sampler=sampler, executor=FakeExecutor()).report
+    assert sampler.requests == 2  # two distinct questions
+    assert rep["llm"]["llm_requests"] == 2
+    assert rep["llm"]["prompt_tokens"] == 200
+    assert rep["llm"]["completion_tokens"] == 2 * 3 * 5

@@ -157,9 +157,12 @@ class LLMProgramWriter:
         rows = sample_programs(self.sampler, prompts, k, self.temperature, max_tokens=self.max_tokens,
                                seed=seed, greedy_first=greedy)
         one_request = getattr(self.sampler, "mixes_greedy_in_one_request", False)
-        self.stats.llm_requests += len(prompts) * (2 if greedy and not one_request else 1)
+        per_prompt = 2 if greedy and not one_request else 1
+        self.stats.llm_requests += len(prompts) * per_prompt
         out: list[list[Sample]] = []
         for row in rows:
+            # every completion carries its prompt's size; the prompt is sent once per request
+            self.stats.prompt_tokens += per_prompt * max((int(sp.prompt_tokens or 0) for sp in row[:k]), default=0)
             samples = [self._one(sp) for sp in row[:k]]
             while len(samples) < k:
                 self.stats.llm_errors += 1
@@ -170,7 +173,6 @@ class LLMProgramWriter:
 
     def _one(self, sp: Any) -> Sample:
         self.stats.llm_completions += 1
-        self.stats.prompt_tokens += int(sp.prompt_tokens or 0)
         self.stats.completion_tokens += int(sp.completion_tokens or 0)
         if sp.status == "llm_error":
             self.stats.llm_errors += 1
