@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from vpd.distill.lskd import Triple
+from vpd.distill.lskd import Triple, image_file_name
 from vpd.distill.verbalize import Verbalisation
 
 CRITIC_VERSION = "1"
@@ -243,8 +243,7 @@ def split_by_image(triples: Sequence[Triple], test_frac: float, seed: int = 0) -
 
     train, test = [], []
     for i, t in enumerate(triples):
-        name = str(t.image).replace("\\", "/").rsplit("/", 1)[-1]
-        h = int(hashlib.sha1(f"{seed}:{name}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+        h = int(hashlib.sha1(f"{seed}:{image_file_name(t.image)}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
         (test if h < test_frac else train).append(i)
     return train, test
 

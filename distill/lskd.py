@@ -27,6 +27,12 @@ _REF_RE = re.compile(r"\[(\d{1,3})\]")
 _TOKEN_RE = re.compile(r"\[\d{1,3}\]|[\w'’\-]+|[^\w\s]", re.UNICODE)
 
 
+def image_file_name(image: str) -> str:
+    """The file name of an image path (no folders, either slash), the seed and split key of an image,
+    so that seeded choices and the critic's split are the same wherever the dataset lives."""
+    return str(image).replace("\\", "/").rsplit("/", 1)[-1]
+
+
 @dataclass(frozen=True, kw_only=True)
 class Triple:
     """One localized triple about one image, in text form with ``[k]`` references."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from typing import Sequence
 
-from vpd.distill.lskd import Triple
+from vpd.distill.lskd import Triple, image_file_name
 from vpd.distill.verbalize import Region, Verbalisation
 
 
@@ -62,7 +62,7 @@ def _spatial_triple(verb: Verbalisation, a: Region, b: Region, relation: str) ->
 
 def verbaliser_triples(verb: Verbalisation, *, per_image: int = 6, seed: int = 0) -> list[Triple]:
     """Up to ``per_image`` triples about ``verb``'s regions (attribute and spatial), seeded."""
-    rng = random.Random(f"{seed}:{verb.image}")
+    rng = random.Random(f"{seed}:{image_file_name(verb.image)}")
     pool: list[Triple] = []
     for r in verb.regions:
         pool.extend(_attr_triples(verb, r))
@@ -83,7 +83,7 @@ def perturbed_triples(verb: Verbalisation, triples: Sequence[Triple], vocab: dic
                       seed: int = 0) -> list[Triple]:
     """Wrong versions of attribute/spatial triples: a different attribute value (from ``vocab``,
     attribute -> values) or the negated yes/no answer, rationale changed to match."""
-    rng = random.Random(f"perturb:{seed}:{verb.image}")
+    rng = random.Random(f"perturb:{seed}:{image_file_name(verb.image)}")
     out = []
     for i, t in enumerate(triples):
         ans = t.answer.strip().lower()

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from PIL import Image, ImageDraw, ImageFont
 
 from vpd.images import load_image
+from vpd.distill.lskd import image_file_name
 
 #: Region colours in drawing order (region i gets PALETTE[i % len]); high-contrast, colour-blind aware.
 PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -67,7 +68,7 @@ def shuffle_regions(record: dict[str, Any], seed: int | str = 0) -> dict[str, An
     for k in record.get("region_all", []):
         if int(k) not in ids:
             ids.append(int(k))
-    rng = random.Random(hashlib.sha1(f"{seed}:{record.get('index', '')}:{record.get('image', '')}".encode()).hexdigest())
+    rng = random.Random(hashlib.sha1(f"{seed}:{record.get('index', '')}:{image_file_name(record.get('image', ''))}".encode()).hexdigest())
     new = list(range(len(ids)))
     rng.shuffle(new)
     mapping = dict(zip(ids, new))

@@ -169,6 +169,20 @@ def test_scene_labels_verbaliser_and_perturbed_triples(shapes_data, toolbox):
     assert label_triple(free, v, ex.metadata["scene"])[0] is None
 
 
+def test_seeded_triples_do_not_depend_on_the_dataset_folder():
+    """The same image in another folder (another clone, a tmp dir) gives the same seeded triples."""
+    import dataclasses
+
+    def texts(image: str, seed: int = 0) -> list[str]:
+        v = dataclasses.replace(_verb(5), image=image)
+        good = verbaliser_triples(v, per_image=6, seed=seed)
+        return [t.text() for t in good + perturbed_triples(v, good, VOCAB, seed=seed)]
+
+    here = texts("/data/a/images/0001.png")
+    assert here == texts("/tmp/xyz/images/0001.png") == texts("C:\\data\\images\\0001.png")
+    assert any(texts(f"/data/a/images/{i:04d}.png") != here for i in range(2, 12))  # the name does matter
+
+
 def test_draw_regions_colour_order_and_shuffle(tmp_path):
     p = tmp_path / "img.png"
     Image.new("RGB", (120, 80), (255, 255, 255)).save(p)
