@@ -11,6 +11,12 @@ Spec strings (``kind:rest``; a bare ``kind`` when it needs no argument):
 ``llamacpp:PATH.gguf``         llama.cpp in-process (needs ``llama-cpp-python``)
 =============================  ===============================================================
 
+Options of the sampler's constructor follow a ``?`` as ``key=value`` pairs joined by ``&``, so every
+command that takes ``--llm`` can set them: ``openai:qwen@http://h:8000/v1?concurrency=16&context_tokens=8192``,
+``gemma?batch_size=4&dtype=bfloat16``. Values are JSON where they parse (``16``, ``0.5``, ``true``,
+``null``) and strings otherwise. Secrets are refused here (they would land in run manifests): an
+API key comes from the environment (``api_key_env=NAME`` names the variable).
+
 A sampler never raises out of :meth:`Sampler.generate`: a failed request yields completions with
 ``error`` set, so a run goes on and records the failure.
 """
@@ -20,7 +26,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 import importlib
+import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -141,9 +149,49 @@ def _import_samplers() -> None:
         importlib.import_module(mod)
 
 
+#: Option names refused in a spec: a secret there would be written into run manifests and logs.
+SECRET_OPTION_RE = re.compile(r"(^|_)(api_?key|key|token|secret|password|passwd)$", re.IGNORECASE)
+_OPTIONS_RE = re.compile(r"^[A-Za-z_]\w*=[^&]*(&[A-Za-z_]\w*=[^&]*)*$")
+
+
+class SamplerOptionError(ValueError):
+    """A sampler option that is unknown, malformed or a secret."""
+
+
+def split_options(spec: str) -> tuple[str, dict[str, Any]]:
+    """``"gemma?batch_size=4&dtype=bfloat16"`` -> ``("gemma", {"batch_size": 4, "dtype": "bfloat16"})``.
+
+    The options are the part after the last ``?`` when it is ``key=value`` pairs joined by ``&``
+    (anything else after a ``?`` stays in the spec). Values are JSON where they parse, else strings.
+    Raises :class:`SamplerOptionError` for a secret-like name (``api_key``, ``token`` …).
+    """
+    base, sep, tail = spec.rpartition("?")
+    if not sep or not _OPTIONS_RE.match(tail):
+        return spec, {}
+    options: dict[str, Any] = {}
+    for pair in tail.split("&"):
+        key, _, raw = pair.partition("=")
+        if SECRET_OPTION_RE.search(key):
+            raise SamplerOptionError(f"sampler option {key!r} looks like a secret: it would be recorded in run "
+                                     "manifests. Put it in an environment variable (api_key_env=NAME names it).")
+        try:
+            options[key] = json.loads(raw)
+        except ValueError:
+            options[key] = raw
+    return base, options
+
+
+def sampler_identity(spec: str) -> str:
+    """The spec without its options: which model a run used (options such as ``concurrency`` or
+    ``timeout_s`` may change between sessions of a resumed run)."""
+    return split_options(spec.strip())[0] if isinstance(spec, str) else str(spec)
+
+
 def parse_spec(spec: str) -> tuple[str, str]:
-    """``"openai:gpt-4o@http://h/v1"`` -> ``("openai", "gpt-4o@http://h/v1")``; ``"gemma"`` -> ``("gemma", "")``."""
-    spec = spec.strip()
+    """``"openai:gpt-4o@http://h/v1"`` -> ``("openai", "gpt-4o@http://h/v1")``; ``"gemma"`` -> ``("gemma", "")``.
+
+    Options (``?key=value&…``) are not part of the result; see :func:`split_options`."""
+    spec = split_options(spec.strip())[0].strip()
     if not spec:
         raise ValueError("empty sampler spec (try 'gemma', 'openai:MODEL@URL', 'transformers:PATH')")
     kind, _, rest = spec.partition(":")
@@ -151,12 +199,24 @@ def parse_spec(spec: str) -> tuple[str, str]:
 
 
 def load_sampler(spec: str | Sampler, **options: Any) -> Sampler:
-    """Build a sampler from its spec string (see the module docstring); options go to its factory.
+    """Build a sampler from its spec string (see the module docstring); the spec's own options and
+    then ``options`` (which win) go to its factory.
 
-    An unknown kind fails with "did you mean …".
+    An unknown kind fails with "did you mean …"; an option the sampler does not take fails with a
+    :class:`SamplerOptionError` naming it.
     """
     if isinstance(spec, Sampler):
         return spec
     _import_samplers()
+    _, spec_options = split_options(spec.strip())
     kind, rest = parse_spec(spec)
-    return SAMPLERS.get(kind)(rest, **options)
+    factory = SAMPLERS.get(kind)
+    merged = {**spec_options, **options}
+    try:
+        return factory(rest, **merged)
+    except TypeError as exc:
+        bad = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        if bad is None:
+            raise
+        raise SamplerOptionError(f"sampler {kind!r} has no option {bad.group(1)!r} "
+                                 f"(given: {', '.join(sorted(merged)) or 'none'})") from None

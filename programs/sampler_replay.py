@@ -20,7 +20,8 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from vpd.programs.sampler_base import SAMPLERS, Completion, Sampler, estimate_tokens, truncate_at_stop
+from vpd.programs.sampler_base import (SAMPLERS, Completion, Sampler, SamplerOptionError, estimate_tokens,
+                                       truncate_at_stop)
 
 Key = tuple[str, tuple[str, ...] | None]
 
@@ -117,6 +118,8 @@ class ReplaySampler(Sampler):
 def _replay_factory(rest: str, **options: Any) -> ReplaySampler:
     if not rest:
         raise ValueError("replay sampler needs a file: 'replay:FILE.jsonl' or 'replay:RUN_DIR'")
+    if options:
+        raise SamplerOptionError(f"the replay sampler takes no options (given: {', '.join(sorted(options))})")
     return ReplaySampler(load_recordings(rest), name=f"replay:{rest}")
 
 

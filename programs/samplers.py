@@ -5,10 +5,11 @@
 >>> s.generate(["def add(a, b):\\n"], n=4, temperature=0.7, max_tokens=64)  # doctest: +SKIP
 """
 
-from vpd.programs.sampler_base import (SAMPLERS, Completion, Sampler, _import_samplers, estimate_tokens,
-                                       load_sampler, parse_spec, truncate_at_stop)
+from vpd.programs.sampler_base import (SAMPLERS, Completion, Sampler, SamplerOptionError, _import_samplers,
+                                       estimate_tokens, load_sampler, parse_spec, sampler_identity, split_options,
+                                       truncate_at_stop)
 
 _import_samplers()  # every sampler kind registered (their heavy imports stay lazy)
 
-__all__ = ["SAMPLERS", "Completion", "Sampler", "estimate_tokens", "load_sampler", "parse_spec",
-           "truncate_at_stop"]
+__all__ = ["SAMPLERS", "Completion", "Sampler", "SamplerOptionError", "estimate_tokens", "load_sampler",
+           "parse_spec", "sampler_identity", "split_options", "truncate_at_stop"]

@@ -51,7 +51,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from vpd.datasets import write_examples
-from vpd.synth import RESUME_KEYS, SynthConfig, question_key, select_examples
+from vpd.synth import RESUME_COMPARE, RESUME_KEYS, SynthConfig, question_key, select_examples
 from vpd.tools.backend import Backend
 from vpd.tools.errors import ToolError
 from vpd.tools.specs import TOOLS
@@ -363,7 +363,7 @@ def _prepare_output(cfg: SynthConfig) -> tuple[set[str], int]:
 
         root = cfg.out[len("file://"):] if cfg.out.startswith("file://") else cfg.out
         store = RunStore.open(root, cfg.to_dict(), resume=cfg.resume, overwrite=cfg.overwrite,
-                              check_keys=RESUME_KEYS)
+                              check_keys=RESUME_KEYS, compare_as=RESUME_COMPARE)
         store.close()
     else:
         names = committed_shards(cfg.out)

@@ -27,7 +27,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 from vpd.types import Candidate, Example
 
@@ -108,10 +108,13 @@ class RunStore:
     # -- opening ----------------------------------------------------------------------------
     @classmethod
     def open(cls, root: str | Path, config: dict[str, Any], *, resume: bool = False,
-             overwrite: bool = False, check_keys: tuple[str, ...] = (), shard_examples: int = 1000) -> "RunStore":
+             overwrite: bool = False, check_keys: tuple[str, ...] = (), shard_examples: int = 1000,
+             compare_as: Mapping[str, Callable[[Any], Any]] | None = None) -> "RunStore":
         """Create a run (or reopen it with ``resume``), repair a crashed tail, and get ready to append.
 
-        ``check_keys``: config keys that must match the stored config on resume.
+        ``check_keys``: config keys that must match the stored config on resume; ``compare_as``
+        maps some of them to the function both values go through first (e.g. a sampler spec to
+        its identity without options).
         """
         store = cls(root, shard_examples=shard_examples)
         store.root.mkdir(parents=True, exist_ok=True)
@@ -126,7 +129,11 @@ class RunStore:
         cfg_path = store.root / "config.json"
         if resume and cfg_path.exists():
             old = json.loads(cfg_path.read_text())
-            diff = [k for k in check_keys if old.get(k) != config.get(k)]
+            def same(key: str) -> bool:
+                a, b, norm = old.get(key), config.get(key), (compare_as or {}).get(key)
+                return a == b or (norm is not None and a is not None and b is not None and norm(a) == norm(b))
+
+            diff = [k for k in check_keys if not same(k)]
             if diff:
                 raise ConfigMismatchError(
                     "cannot resume with a different configuration: "

@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 from vpd.checkers import BaseChecker, JudgedChecker, checker_for, checker_versions, judge_from_sampler
 from vpd.datasets import read_examples
 from vpd.images import ImageLoadError, load_image
+from vpd.programs.sampler_base import sampler_identity
 from vpd.runs import RunStore
 from vpd.selection import majority_answer, select
 from vpd.types import Candidate, Example, Trace, Verdict
@@ -37,6 +38,8 @@ from vpd.types import Candidate, Example, Trace, Verdict
 #: Config keys that must match when resuming a run.
 RESUME_KEYS = ("data", "llm", "tools", "k", "reuse", "labels", "fewshot", "seed", "temperature",
                "select", "split", "limit", "max_tokens", "checker", "greedy_first")
+#: A resumed run may change the sampler's options (``?concurrency=…``), not its model.
+RESUME_COMPARE = {"llm": sampler_identity}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -280,7 +283,7 @@ def run_synth(cfg: SynthConfig, *, writer: ProgramWriter | None = None, executor
     t0 = time.perf_counter()
     examples, counts = select_examples(cfg)
     store = RunStore.open(cfg.out, cfg.to_dict(), resume=cfg.resume, overwrite=cfg.overwrite,
-                          check_keys=RESUME_KEYS)
+                          check_keys=RESUME_KEYS, compare_as=RESUME_COMPARE)
     pending = [ex for ex in examples if not store.is_done(ex.id)]
     stats.stage_s["load"] += time.perf_counter() - t0
 

@@ -16,7 +16,8 @@ def synth(
     data: Path = typer.Option(..., "--data", help="Dataset folder (examples.jsonl + images/) or a .jsonl file."),
     out: str = typer.Option(..., "--out", help="Run directory (runs/NAME); with --engine ray also an fsspec URI (s3://…)."),
     llm: str = typer.Option("gemma", "--llm", help="Sampler spec: gemma | openai:MODEL@URL | transformers:PATH | "
-                                                  "llamacpp:PATH.gguf | replay:FILE.jsonl|RUN_DIR"),
+                                                  "llamacpp:PATH.gguf | replay:FILE.jsonl|RUN_DIR; options after "
+                                                  "'?': openai:M@URL?concurrency=16&context_tokens=8192"),
     tools: str = typer.Option("shapes", "--tools", help="Tools spec: a backend name, 'shapes,vqa=blip', or a YAML file."),
     k: int = typer.Option(5, "--k", min=1, help="Programs sampled per question."),
     resume: bool = typer.Option(False, "--resume", help="Continue a run: skip examples already committed."),
@@ -59,12 +60,14 @@ def synth(
     SELECTORS.get(select)  # unknown rule -> "did you mean"
     if not data.exists():
         raise typer.BadParameter(f"no dataset at {data}", param_hint="--data")
+    check_sampler_spec(llm)
     cfg = SynthConfig(data=str(data), out=str(out), llm=llm, tools=tools, k=k, resume=resume, overwrite=overwrite,
                       limit=limit, split=split, reuse=not no_reuse, labels=not no_labels, fewshot=fewshot,
                       workers=workers, seed=seed, temperature=temperature, select=select, max_tokens=max_tokens,
                       timeout_s=timeout_s, memory_mb=memory_mb, cache=cache, checker=checker, judge=judge,
                       llm_batch=llm_batch, greedy_first=greedy_first, share_analyses=shared_analyses,
                       progress=not quiet)
+    from vpd.programs.sampler_base import SamplerOptionError
     from vpd.runs import ConfigMismatchError, RunExistsError
 
     if engine not in ("local", "ray"):
@@ -76,7 +79,7 @@ def synth(
                                      actor_gpus=actor_gpus))
     try:
         result = run_synth(cfg)
-    except (RunExistsError, ConfigMismatchError) as exc:
+    except (RunExistsError, ConfigMismatchError, SamplerOptionError) as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(2)
     except KeyboardInterrupt:
@@ -88,6 +91,18 @@ def synth(
         raise typer.Exit(130)
     print_report(result.report)
     typer.echo(f"run written to {result.out} (report.json, verified.jsonl, candidates-*.jsonl)")
+
+
+def check_sampler_spec(llm: str, param_hint: str = "--llm") -> None:
+    """Fail fast, before any model loads, on an unknown sampler kind or a malformed/secret option."""
+    from vpd.programs.samplers import SAMPLERS, SamplerOptionError, parse_spec, split_options
+    from vpd.registry import UnknownNameError
+
+    try:
+        split_options(llm)
+        SAMPLERS.get(parse_spec(llm)[0])
+    except (SamplerOptionError, UnknownNameError, ValueError) as exc:
+        raise typer.BadParameter(str(exc.args[0] if exc.args else exc), param_hint=param_hint) from None
 
 
 @app.command("synth-report")
