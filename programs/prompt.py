@@ -19,11 +19,14 @@ Completion style (works for base models; chat models answer with a full function
 
 Examples are the ``k`` nearest by question structure (most similar **last**), or a fixed set
 (``mode="fixed"``, for comparison). A token budget drops examples — the least similar first —
-and never the API. :data:`PROMPT_VERSION` is written into every result.
+and never the API. :data:`PROMPT_VERSION` is written into every result; :func:`prompt_fingerprint`
+hashes what a prompt is actually made of (API section, library, fixed set, stops), so a resumed run
+notices a prompt change that nobody versioned.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -92,6 +95,16 @@ class PromptBuilder:
         self.api = API_INTRO + render_api(self.tools)
 
     @property
+    def fingerprint(self) -> str:
+        """``PROMPT_VERSION+<12 hex>``: a hash of the API section, the usable library examples, the
+        fixed set, the intro, code prefix and stop strings — everything but the question."""
+        h = hashlib.sha1()
+        for part in (self.api, EXAMPLES_INTRO, CODE_PREFIX, *STOP, *FIXED_EXAMPLE_IDS,
+                     *(p.id + "\0" + p.render() for p in self.usable)):
+            h.update(part.encode("utf-8") + b"\x1f")
+        return f"{PROMPT_VERSION}+{h.hexdigest()[:12]}"
+
+    @property
     def retriever(self) -> Retriever:
         if self._retriever is None:
             self._retriever = Retriever(self.library)
@@ -134,6 +147,18 @@ class PromptBuilder:
 _BUILDERS: dict[tuple, PromptBuilder] = {}
 
 
+def _builder(tools: Sequence[str] | None, count_tokens: Callable[[str], int] | None) -> PromptBuilder:
+    key = (None if tools is None else tuple(sorted(set(tools))), count_tokens)
+    if key not in _BUILDERS:
+        _BUILDERS[key] = PromptBuilder(tools, count_tokens=count_tokens)
+    return _BUILDERS[key]
+
+
+def prompt_fingerprint(tools: Sequence[str] | None = None) -> str:
+    """The :attr:`PromptBuilder.fingerprint` of the prompts for a toolbox's ``tools``."""
+    return _builder(tools, None).fingerprint
+
+
 def build_program_prompt(question: str, choices: Sequence[str] | None = None,
                          tools: Sequence[str] | None = None, k_examples: int = 4,
                          mode: str = "nearest", budget_tokens: int | None = None, *,
@@ -145,7 +170,4 @@ def build_program_prompt(question: str, choices: Sequence[str] | None = None,
     ``sampler.count_tokens``; default a ~3.5 chars/token estimate). Leave room for the completion:
     ``context - max_tokens``.
     """
-    key = (None if tools is None else tuple(sorted(set(tools))), count_tokens)
-    if key not in _BUILDERS:
-        _BUILDERS[key] = PromptBuilder(tools, count_tokens=count_tokens)
-    return _BUILDERS[key].build(question, choices, k_examples=k_examples, mode=mode, budget_tokens=budget_tokens)
+    return _builder(tools, count_tokens).build(question, choices, k_examples=k_examples, mode=mode, budget_tokens=budget_tokens)

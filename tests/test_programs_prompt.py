@@ -64,3 +64,21 @@ def test_convenience_function_and_tool_filtering():
     assert p.example_ids[-1] == "ocr_sign_text" and "def ocr(self)" in p.text
     q = build_program_prompt("What does the sign say?", tools=["detect"], k_examples=2)
     assert "ocr_sign_text" not in q.example_ids and "def ocr(self)" not in q.text
+
+
+def test_fingerprint_follows_what_the_prompt_is_made_of():
+    import dataclasses
+
+    from vpd.programs.library import Library, load_library
+    from vpd.programs.prompt import prompt_fingerprint
+
+    lib = load_library()
+    all_tools = PromptBuilder(None, library=lib)
+    assert all_tools.fingerprint == PromptBuilder(None, library=lib).fingerprint == prompt_fingerprint(None)
+    assert all_tools.fingerprint.startswith(PROMPT_VERSION + "+")
+    # another toolbox renders another API section
+    assert PromptBuilder(["find", "exists", "verify_property"], library=lib).fingerprint != all_tools.fingerprint
+    # an edited library example changes it, though PROMPT_VERSION did not move
+    p0 = lib.programs[0]
+    edited = Library(programs=(dataclasses.replace(p0, program=p0.program + "    # edited\n"), *lib.programs[1:]))
+    assert PromptBuilder(None, library=edited).fingerprint != all_tools.fingerprint

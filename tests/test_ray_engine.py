@@ -219,6 +219,11 @@ def test_ray_engine_matches_local_engine(ray_cluster, local_run, shapes_dir, rec
     assert sum(a["calls"] for a in summary["tool_actors"]) > 0
     assert rep["tools"]["toolbox"]["analysis_hits"] > 0 and local_report["tools"]["toolbox"]["analysis_hits"] > 0
     assert len({r["shard"] for r in summary["results"]}) == len(summary["results"]) >= 2
+    # the shards' prompts are fingerprinted like a local run's (the same library, the same API)
+    local_fp = json.loads((local_out / "manifest.json").read_text())["versions"]["prompt_fingerprint"]
+    ray_manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
+    assert ray_manifest["versions"]["prompt_fingerprint"] == local_fp == ray_manifest["sessions"][-1]["prompt_fingerprint"]
+    assert not summary.get("warnings")
 
 
 def _shard_processes() -> dict[int, int]:

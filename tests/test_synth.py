@@ -400,3 +400,35 @@ def test_prompt_tokens_are_counted_once_per_request(tmp_path):
     assert rep["llm"]["llm_requests"] == 2
     assert rep["llm"]["prompt_tokens"] == 200
     assert rep["llm"]["completion_tokens"] == 2 * 3 * 5
+
+
+def test_resume_refuses_a_changed_prompt_unless_allowed(tmp_path, monkeypatch):
+    """The manifest records a fingerprint of the real prompt (API section + library); a resume whose
+    prompts differ — here a changed examples intro nobody versioned — stops with a clear error."""
+    import vpd.programs.prompt as prompt_mod
+    from vpd.runs import ConfigMismatchError
+
+    data = make_data(tmp_path / "data", ROWS)
+
+    def go(**kw):
+        sampler = ReplaySampler(dict(RECORDINGS), name="replay:test")
+        cfg = SynthConfig(data=str(data), out=str(tmp_path / "run"), k=4, progress=False, cache="off",
+                          fewshot="fixed", **kw)
+        writer = LLMProgramWriter(sampler, tools=None, fewshot="fixed", temperature=0.7, max_tokens=64,
+                                  stats=SessionStats(), greedy_first=False)
+        return run_synth(cfg, writer=writer, executor=FakeExecutor(), sampler=sampler)
+
+    go(limit=2)
+    manifest = lambda: json.loads((tmp_path / "run" / "manifest.json").read_text())  # noqa: E731
+    first = manifest()["versions"]["prompt_fingerprint"]
+    assert first.startswith(prompt_mod.PROMPT_VERSION + "+")
+    go(limit=2, resume=True)  # same prompt: fine
+    monkeypatch.setattr(prompt_mod, "EXAMPLES_INTRO", prompt_mod.EXAMPLES_INTRO + "# (edited)\n")
+    monkeypatch.setattr(prompt_mod, "_BUILDERS", {})
+    with pytest.raises(ConfigMismatchError, match="prompt changed"):
+        go(limit=2, resume=True)
+    go(limit=2, resume=True, allow_prompt_change=True)
+    m = manifest()
+    assert m["versions"]["prompt_fingerprint"] == first  # the run's own stays the first session's
+    seen = [s["prompt_fingerprint"] for s in m["sessions"]]
+    assert seen[0] == first and seen[-1] != first and seen[-1].startswith(prompt_mod.PROMPT_VERSION + "+")

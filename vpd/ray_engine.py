@@ -352,8 +352,10 @@ def _merge_sessions(results: list[dict[str, Any]], started: float) -> dict[str, 
             stage_s[key] += float(v)
         for key in ("calls", "cache_hits", "analysis_hits", "backend_calls"):
             toolbox[key] += int((s.get("toolbox") or {}).get(key, 0))
+    prints = sorted({str(fp) for r in results if (fp := (r.get("session") or {}).get("prompt_fingerprint"))})
     return {**merged, "stage_s": dict(stage_s), "toolbox": dict(toolbox), "started": started,
-            "finished": time.time(), "engine": "ray", "shards_run": sum(not r.get("skipped") for r in results)}
+            "finished": time.time(), "engine": "ray", "shards_run": sum(not r.get("skipped") for r in results),
+            "prompt_fingerprint": ",".join(prints) or None}
 
 
 def _prepare_output(cfg: SynthConfig) -> tuple[set[str], int]:
@@ -474,8 +476,15 @@ def _finish_local(cfg: SynthConfig, counts: dict[str, Any], summary: dict[str, A
 
     root = cfg.out[len("file://"):] if cfg.out.startswith("file://") else cfg.out
     store = RunStore.open(root, cfg.to_dict(), resume=True)  # repairs nothing; rebuilds verified.jsonl
-    manifest = _manifest(cfg, store, counts, None, None, started)
-    manifest["sessions"] = manifest.get("sessions", []) + [_merge_sessions(summary["results"], started)]
+    session = _merge_sessions(summary["results"], started)
+    manifest = _manifest(cfg, store, counts, None, None, started, prompt_fingerprint=session["prompt_fingerprint"])
+    run_print = manifest["versions"].get("prompt_fingerprint")
+    if session["prompt_fingerprint"] and run_print and session["prompt_fingerprint"] != run_print:
+        # shards build their prompts themselves, so Ray can only notice a prompt change afterwards
+        summary.setdefault("warnings", []).append(
+            f"this session's program prompt ({session['prompt_fingerprint']}) differs from the run's "
+            f"({run_print}); the sessions in manifest.json record which examples used which")
+    manifest["sessions"] = manifest.get("sessions", []) + [session]
     manifest["counts"] = {**counts, "done": len(store.done_ids())}
     manifest["ray"] = {k: v for k, v in summary.items() if k != "results"}
     manifest["shard_results"] = [{k: v for k, v in r.items() if k != "session"} for r in summary["results"]]
@@ -510,6 +519,8 @@ def run_ray_cli(cfg: SynthConfig, **options: Any) -> int:
 
         print_report(summary["report"])
         typer.echo(f"run written to {cfg.out} (report.json, verified.jsonl, candidates-*.jsonl)")
+        for warning in summary.get("warnings", []):
+            typer.secho(f"warning: {warning}", fg="yellow", err=True)
     else:
         typer.echo(f"shards committed under {cfg.out}; copy them locally and run `vpd synth-report` for the report")
     return 0

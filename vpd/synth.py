@@ -72,6 +72,7 @@ class SynthConfig:
     llm_batch: int = 1  # questions per sampler call (1 = reproducible per question)
     dedupe: bool = True  # run each distinct (AST-normalised) program once per image; False runs every candidate
     share_analyses: bool = True  # cache a backend's per-image analysis, so new queries on an image reuse it
+    allow_prompt_change: bool = False  # --resume even if the prompt fingerprint differs from the run's
     progress: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -118,6 +119,7 @@ class SessionStats:
                                                                  "check": 0.0, "write": 0.0})
     examples_written: int = 0
     image_errors: int = 0
+    prompt_fingerprint: str | None = None  # the prompts this session sent (see LLMProgramWriter)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -149,6 +151,15 @@ class LLMProgramWriter:
         budget = ctx - self.max_tokens if ctx else None
         return build_program_prompt(question, choices, tools=self.tools, mode=self.fewshot, budget_tokens=budget,
                                     count_tokens=getattr(self.sampler, "count_tokens", None))
+
+    def prompt_fingerprint(self) -> str | None:
+        """What the prompts are made of (see :func:`vpd.programs.prompt.prompt_fingerprint`);
+        None with a custom ``prompter``."""
+        if self._prompter != self._build_prompt:
+            return None
+        from vpd.programs.prompt import prompt_fingerprint
+
+        return prompt_fingerprint(self.tools)
 
     def sample(self, questions: Sequence[tuple[str, tuple[str, ...] | None]], k: int, *, seed: int) -> list[list[Sample]]:
         from vpd.programs.sampling import sample_programs
@@ -306,8 +317,11 @@ def run_synth(cfg: SynthConfig, *, writer: ProgramWriter | None = None, executor
             executor = SandboxExecutor(toolbox, workers=cfg.workers, timeout_s=cfg.timeout_s, memory_mb=cfg.memory_mb)
             owned.append(executor)
         judge_gen = judge_from_sampler(sampler) if (cfg.judge and sampler is not None) else None
+        fingerprint = getattr(writer, "prompt_fingerprint", lambda: None)()
+        _check_prompt_unchanged(store, cfg, fingerprint)
+        stats.prompt_fingerprint = fingerprint
 
-        manifest = _manifest(cfg, store, counts, toolbox, sampler, started)
+        manifest = _manifest(cfg, store, counts, toolbox, sampler, started, prompt_fingerprint=fingerprint)
         store.write_manifest(manifest)
         last_save = [time.perf_counter()]
 
@@ -364,8 +378,22 @@ def _load_toolbox(cfg: SynthConfig) -> Any:
                       max_wait_ms=5.0)
 
 
+def _check_prompt_unchanged(store: RunStore, cfg: SynthConfig, fingerprint: str | None) -> None:
+    """On ``--resume``: refuse to go on with prompts that differ from the run's first session's
+    (an edited API docstring or library example), unless ``cfg.allow_prompt_change``."""
+    old = (store.read_manifest().get("versions") or {}).get("prompt_fingerprint")
+    if not cfg.resume or cfg.allow_prompt_change or fingerprint is None or old is None or old == fingerprint:
+        return
+    from vpd.runs import ConfigMismatchError
+
+    raise ConfigMismatchError(
+        f"cannot resume: the program prompt changed since this run started ({old} -> {fingerprint}: the "
+        "tool API section or the few-shot library differs). Finish it with the vpd version that started it, "
+        "or pass --allow-prompt-change to mix both (each session records its fingerprint).")
+
+
 def _manifest(cfg: SynthConfig, store: RunStore, counts: dict[str, Any], toolbox: Any, sampler: Any,
-              started: float) -> dict[str, Any]:
+              started: float, *, prompt_fingerprint: str | None = None) -> dict[str, Any]:
     import vpd
 
     old = store.read_manifest()
@@ -376,6 +404,10 @@ def _manifest(cfg: SynthConfig, store: RunStore, counts: dict[str, Any], toolbox
         versions["prompt"] = PROMPT_VERSION
     except ImportError:
         pass
+    # the first session's fingerprint stays the run's (sessions record their own)
+    fp = (old.get("versions") or {}).get("prompt_fingerprint") or prompt_fingerprint
+    if fp:
+        versions["prompt_fingerprint"] = fp
     return {
         "stage": "synth", "config": cfg.to_dict(), "versions": versions,
         "tools": toolbox.describe() if toolbox is not None else old.get("tools", {}),

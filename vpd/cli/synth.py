@@ -42,6 +42,9 @@ def synth(
     greedy_first: bool = typer.Option(True, "--greedy-first/--no-greedy-first",
                                       help="Make candidate 0 greedy and sample the other k-1."),
     llm_batch: int = typer.Option(1, "--llm-batch", min=1, help="Questions per sampler request (1 = reproducible per question)."),
+    allow_prompt_change: bool = typer.Option(False, "--allow-prompt-change",
+                                             help="Resume even if the program prompt (API section, few-shot "
+                                                  "library) changed since the run started."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     engine: str = typer.Option("local", "--engine", help="local (this machine) | ray (shards as Ray tasks; pip install vpd[ray])."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (HOST:6379 | auto); default: start a local one."),
@@ -66,7 +69,7 @@ def synth(
                       workers=workers, seed=seed, temperature=temperature, select=select, max_tokens=max_tokens,
                       timeout_s=timeout_s, memory_mb=memory_mb, cache=cache, checker=checker, judge=judge,
                       llm_batch=llm_batch, greedy_first=greedy_first, share_analyses=shared_analyses,
-                      progress=not quiet)
+                      allow_prompt_change=allow_prompt_change, progress=not quiet)
     from vpd.programs.sampler_base import SamplerOptionError
     from vpd.runs import ConfigMismatchError, RunExistsError
 
