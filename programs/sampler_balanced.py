@@ -35,6 +35,16 @@ class BalancedSampler(Sampler):
         self._lock = threading.Lock()
         self.requests = [0] * len(self.samplers)
 
+    @property
+    def remote(self) -> bool:  # type: ignore[override]
+        """Remote when every endpoint is (then calls may overlap from several threads)."""
+        return all(getattr(s, "remote", False) for s in self.samplers)
+
+    @property
+    def concurrency(self) -> int:
+        """Requests the endpoints take at once, summed."""
+        return sum(max(1, int(getattr(s, "concurrency", 1) or 1)) for s in self.samplers)
+
     def _pick(self, exclude: set[int]) -> int:
         with self._lock:
             order = [i for i in range(len(self.samplers)) if i not in exclude]

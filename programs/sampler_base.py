@@ -62,6 +62,10 @@ class Sampler(ABC):
     #: True when :meth:`generate_k` serves a greedy candidate and the sampled ones in one request.
     mixes_greedy_in_one_request: bool = False
 
+    #: True when calls only wait on a server (no local compute): they may run from several threads
+    #: at once and overlap with program execution (``vpd synth`` then keeps questions in flight).
+    remote: bool = False
+
     @abstractmethod
     def generate(self, prompts: Sequence[str], *, n: int = 1, temperature: float = 0.0,
                  max_tokens: int = 256, stop: Sequence[str] | None = None,

@@ -48,6 +48,8 @@ class OpenAISampler(Sampler):
     """Completions or chat completions from an OpenAI-compatible HTTP server."""
 
     kind = "openai"
+    #: Calls only wait on the server: several may be in flight from different threads.
+    remote = True
 
     def __init__(self, model: str, base_url: str | None = None, *, mode: str = "completions",
                  concurrency: int = 8, timeout_s: float = 60.0, max_retries: int = 4,
@@ -69,6 +71,7 @@ class OpenAISampler(Sampler):
 
             self._tokenizer = AutoTokenizer.from_pretrained(tokenizer)
         self.stats = {"requests": 0, "retries": 0, "failures": 0}
+        self._stats_lock = threading.Lock()  # calls from several threads (vpd synth's in-flight questions)
         # A server cannot mix a greedy choice into a sampled n=k request: by default generate_k
         # sends one n=k request (all sampled); split_greedy spends a second, greedy request.
         self.split_greedy = bool(split_greedy)
@@ -123,6 +126,10 @@ class OpenAISampler(Sampler):
         return box["r"]
 
     # -- internals -------------------------------------------------------------------------
+    def _count(self, key: str) -> None:
+        with self._stats_lock:
+            self.stats[key] += 1
+
     async def _generate_all(self, prompts: list[str], n: int, temperature: float, max_tokens: int,
                             stop: list[str], seed: int | None) -> list[list[Completion]]:
         from openai import AsyncOpenAI
@@ -164,7 +171,7 @@ class OpenAISampler(Sampler):
 
         attempt = 0
         while True:
-            self.stats["requests"] += 1
+            self._count("requests")
             try:
                 return await self._request(client, prompt, n, temperature, max_tokens, stop, seed)
             except (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError,
@@ -175,12 +182,12 @@ class OpenAISampler(Sampler):
             except Exception as exc:  # a malformed answer, a client bug: record, never raise
                 retryable, err = False, exc
             if not retryable or attempt >= self.max_retries:
-                self.stats["failures"] += 1
+                self._count("failures")
                 return _describe_error(err, attempt)
             delay = min(self.backoff_max_s, self.backoff_s * (2 ** attempt)) * (0.5 + random.random() / 2)
             delay = max(delay, min(self.backoff_max_s, _retry_after_s(err)))
             attempt += 1
-            self.stats["retries"] += 1
+            self._count("retries")
             await asyncio.sleep(delay)
 
     async def _request(self, client: Any, prompt: str, n: int, temperature: float, max_tokens: int,

@@ -19,8 +19,12 @@ class FakeOpenAIServer:
     per request: an int HTTP status (error), ``"sleep"`` (answer after ``sleep_s``), ``"ok"``,
     ``"one"`` (ignore n: a single choice); when empty, requests succeed."""
 
-    def __init__(self, script: list | None = None, sleep_s: float = 3.0, reply: str | None = None) -> None:
+    def __init__(self, script: list | None = None, sleep_s: float = 3.0, reply: str | None = None,
+                 delay_s: float = 0.0) -> None:
         self.script = list(script or [])
+        self.delay_s = delay_s  # every successful answer waits this long (to observe overlapping requests)
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.reply = reply  # a fixed reply text for every choice (default: one echoing the prompt size)
         self.sleep_s = sleep_s
         self.requests: list[dict] = []
@@ -50,6 +54,12 @@ class FakeOpenAIServer:
                     return
                 if action == "sleep":
                     time.sleep(server.sleep_s)
+                with server.lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                time.sleep(server.delay_s)
+                with server.lock:
+                    server.in_flight -= 1
                 n = 1 if action == "one" else int(body.get("n", 1))
                 prompt = body.get("prompt") or body["messages"][-1]["content"]
                 texts = [server.reply if server.reply is not None else f"    return '{len(prompt)}-{i}'\n# Question: next"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ from vpd.images import ImageLoadError, load_image
 from vpd.programs.sampler_base import sampler_identity
 from vpd.runs import RunStore
 from vpd.selection import majority_answer, select
+from vpd.synth_sampling import (ChunkSampler, SampledChunk, default_llm_batch, is_remote,
+                                sampled_chunks)
 from vpd.types import Candidate, Example, Trace, Verdict
 
 #: Config keys that must match when resuming a run.
@@ -69,7 +72,8 @@ class SynthConfig:
     checker: str | None = None  # a checker or benchmark name; None = infer per example
     judge: bool = False
     greedy_first: bool = True  # candidate 0 greedy, the other k-1 sampled
-    llm_batch: int = 1  # questions per sampler call (1 = reproducible per question)
+    llm_batch: int | None = None  # questions per chunk; None = the sampler's concurrency if remote, else 1
+    overlap: bool | None = None  # sample the next chunk while this one runs; None = on for remote samplers
     dedupe: bool = True  # run each distinct (AST-normalised) program once per image; False runs every candidate
     share_analyses: bool = True  # cache a backend's per-image analysis, so new queries on an image reuse it
     allow_prompt_change: bool = False  # --resume even if the prompt fingerprint differs from the run's
@@ -105,6 +109,24 @@ class Executor(Protocol):
     def run_many(self, jobs: Sequence[tuple[str, str]]) -> list[Any]: ...
 
 
+@dataclass(frozen=True)
+class SamplingPlan:
+    """How a session asks for programs (see :mod:`vpd.synth_sampling`): ``llm_batch`` questions per
+    chunk, each its own call in flight together (``per_question``, remote samplers) or one batched
+    call, and whether the next chunk is sampled while the current one runs (``overlap``)."""
+
+    llm_batch: int
+    per_question: bool
+    overlap: bool
+
+    @classmethod
+    def for_sampler(cls, cfg: "SynthConfig", sampler: Any) -> "SamplingPlan":
+        remote = is_remote(sampler)
+        batch = cfg.llm_batch if cfg.llm_batch else default_llm_batch(sampler)
+        return cls(llm_batch=max(1, int(batch)), per_question=remote,
+                   overlap=remote if cfg.overlap is None else bool(cfg.overlap))
+
+
 @dataclass
 class SessionStats:
     """Counters of one ``run_synth`` call (saved per session in the manifest)."""
@@ -120,6 +142,7 @@ class SessionStats:
     examples_written: int = 0
     image_errors: int = 0
     prompt_fingerprint: str | None = None  # the prompts this session sent (see LLMProgramWriter)
+    sampling: dict[str, Any] = field(default_factory=dict)  # the SamplingPlan used
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -142,6 +165,7 @@ class LLMProgramWriter:
         self.max_tokens = max_tokens
         self.greedy_first = greedy_first
         self.stats = stats
+        self._lock = threading.Lock()
         self._prompter = prompter or self._build_prompt
 
     def _build_prompt(self, question: str, choices: tuple[str, ...] | None) -> Any:
@@ -162,6 +186,7 @@ class LLMProgramWriter:
         return prompt_fingerprint(self.tools)
 
     def sample(self, questions: Sequence[tuple[str, tuple[str, ...] | None]], k: int, *, seed: int) -> list[list[Sample]]:
+        """``k`` samples per question; safe to call from several threads (counters under a lock)."""
         from vpd.programs.sampling import sample_programs
 
         prompts = [self._prompter(q, c) for q, c in questions]
@@ -172,24 +197,29 @@ class LLMProgramWriter:
                                seed=seed, greedy_first=greedy)
         one_request = getattr(self.sampler, "mixes_greedy_in_one_request", False)
         per_prompt = 2 if greedy and not one_request else 1
-        self.stats.llm_requests += len(prompts) * per_prompt
+        counts = {"llm_requests": len(prompts) * per_prompt, "prompt_tokens": 0, "completion_tokens": 0,
+                  "llm_completions": 0, "llm_errors": 0}
         out: list[list[Sample]] = []
         for row in rows:
             # every completion carries its prompt's size; the prompt is sent once per request
-            self.stats.prompt_tokens += per_prompt * max((int(sp.prompt_tokens or 0) for sp in row[:k]), default=0)
-            samples = [self._one(sp) for sp in row[:k]]
+            counts["prompt_tokens"] += per_prompt * max((int(sp.prompt_tokens or 0) for sp in row[:k]), default=0)
+            samples = [self._one(sp, counts) for sp in row[:k]]
             while len(samples) < k:
-                self.stats.llm_errors += 1
+                counts["llm_errors"] += 1
                 samples.append(Sample(raw="", program=None, category="llm_error",
                                       error="sampler returned too few completions"))
             out.append(samples)
+        with self._lock:
+            for key, value in counts.items():
+                setattr(self.stats, key, getattr(self.stats, key) + value)
         return out
 
-    def _one(self, sp: Any) -> Sample:
-        self.stats.llm_completions += 1
-        self.stats.completion_tokens += int(sp.completion_tokens or 0)
+    @staticmethod
+    def _one(sp: Any, counts: dict[str, int]) -> Sample:
+        counts["llm_completions"] += 1
+        counts["completion_tokens"] += int(sp.completion_tokens or 0)
         if sp.status == "llm_error":
-            self.stats.llm_errors += 1
+            counts["llm_errors"] += 1
         ok = sp.status == "ok" and sp.program is not None
         return Sample(raw=sp.raw_completion or "", program=sp.program if ok else None,
                       category="none" if ok else sp.status, error=None if ok else (sp.error or sp.detail),
@@ -330,7 +360,9 @@ def run_synth(cfg: SynthConfig, *, writer: ProgramWriter | None = None, executor
                 _save_session(store, cfg, counts, sampler, started, stats, toolbox, len(pending))
                 last_save[0] = time.perf_counter()
 
-        _process(cfg, pending, writer, executor, store, stats, judge_gen, on_example, checkpoint)
+        plan = SamplingPlan.for_sampler(cfg, sampler)
+        stats.sampling = dataclasses.asdict(plan)
+        _process(cfg, pending, writer, executor, store, stats, judge_gen, on_example, checkpoint, plan)
     finally:
         for obj in owned:
             close = getattr(obj, "close", None)
@@ -427,7 +459,8 @@ def _groups(pending: list[Example], reuse: bool) -> "OrderedDict[Any, list[Examp
 def _process(cfg: SynthConfig, pending: list[Example], writer: ProgramWriter, executor: Executor,
              store: RunStore, stats: SessionStats, judge_gen: Any,
              on_example: Callable[[Example, list[Candidate]], None] | None,
-             checkpoint: Callable[[], None] = lambda: None) -> None:
+             checkpoint: Callable[[], None] = lambda: None, plan: "SamplingPlan | None" = None) -> None:
+    plan = plan or SamplingPlan(llm_batch=max(1, cfg.llm_batch or 1), per_question=False, overlap=bool(cfg.overlap))
     from vpd.programs.dedupe import program_key
 
     groups = list(_groups(pending, cfg.reuse).values())
@@ -435,24 +468,31 @@ def _process(cfg: SynthConfig, pending: list[Example], writer: ProgramWriter, ex
     verified = 0
     with progress:
         task = progress.add_task("synth", total=len(pending), verified=0)
-        step = max(1, cfg.llm_batch)
-        for g0 in range(0, len(groups), step):
-            chunk = groups[g0:g0 + step]
-            qs = [(g[0].question, g[0].choices) for g in chunk]
-            t = time.perf_counter()
-            try:
-                samples = writer.sample(qs, cfg.k, seed=stable_seed(cfg.seed, *qs))
-            except Exception as exc:  # a broken sampler fails these questions, not the run
-                samples = [[Sample(raw="", program=None, category="llm_error", error=f"{type(exc).__name__}: {exc}")
-                            for _ in range(cfg.k)] for _ in chunk]
-                stats.llm_errors += cfg.k * len(chunk)
-            stats.stage_s["sample"] += time.perf_counter() - t
-            sample_s = (time.perf_counter() - t) / max(1, len(chunk))
+        chunks = [groups[g0:g0 + plan.llm_batch] for g0 in range(0, len(groups), plan.llm_batch)]
+        errors_lock = threading.Lock()
+
+        def failed(q: Any, exc: BaseException) -> list[Sample]:  # a broken sampler fails its questions, not the run
+            with errors_lock:
+                stats.llm_errors += cfg.k
+            return [Sample(raw="", program=None, category="llm_error", error=f"{type(exc).__name__}: {exc}")
+                    for _ in range(cfg.k)]
+
+        chunk_sampler = ChunkSampler(writer.sample, cfg.k, seed_for=lambda *qs: stable_seed(cfg.seed, *qs),
+                                     failed=failed, per_question=plan.per_question)
+
+        def waited(seconds: float) -> None:
+            stats.stage_s["sample"] += seconds
+
+        def sample(chunk: list[list[Example]]) -> SampledChunk:
+            return chunk_sampler([(g[0].question, g[0].choices) for g in chunk])
+
+        for chunk, sampled in sampled_chunks(chunks, sample, overlap=plan.overlap, waited=waited):
+            samples = sampled.rows
 
             # dedupe per question; decide which images can be read
             plans = []
             jobs: list[tuple[str, str]] = []
-            for group, row in zip(chunk, samples):
+            for group, row, sample_s in zip(chunk, samples, sampled.seconds):
                 first: dict[str, int] = {}
                 dup_of: list[int | None] = []
                 for i, s in enumerate(row):
@@ -472,13 +512,13 @@ def _process(cfg: SynthConfig, pending: list[Example], writer: ProgramWriter, ex
                                 jobs.append((s.program, ex.image))
                     else:
                         stats.image_errors += 1
-                    plans.append((ex, row, dup_of, slots, image_error))
+                    plans.append((ex, row, dup_of, slots, image_error, sample_s))
             t = time.perf_counter()
             results = executor.run_many(jobs) if jobs else []
             stats.stage_s["execute"] += time.perf_counter() - t
             stats.programs_executed += len(jobs)
 
-            for ex, row, dup_of, slots, image_error in plans:
+            for ex, row, dup_of, slots, image_error, sample_s in plans:
                 t = time.perf_counter()
                 checker = _checker(ex, cfg, judge_gen)
                 cands, extra = _candidates(ex, row, dup_of, slots, results, image_error, checker, cfg, sample_s)

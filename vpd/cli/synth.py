@@ -41,7 +41,13 @@ def synth(
     judge: bool = typer.Option(False, "--judge", help="Ask the LLM about ambiguous answer mismatches."),
     greedy_first: bool = typer.Option(True, "--greedy-first/--no-greedy-first",
                                       help="Make candidate 0 greedy and sample the other k-1."),
-    llm_batch: int = typer.Option(1, "--llm-batch", min=1, help="Questions per sampler request (1 = reproducible per question)."),
+    llm_batch: Optional[int] = typer.Option(None, "--llm-batch", min=1,
+                                            help="Questions sampled together. Default: a remote sampler's "
+                                                 "concurrency (each question its own request, same programs "
+                                                 "as one by one), 1 in-process (a batch shares one seed)."),
+    overlap: Optional[bool] = typer.Option(None, "--overlap/--no-overlap",
+                                           help="Sample the next questions while programs run (default: on "
+                                                "for remote samplers)."),
     allow_prompt_change: bool = typer.Option(False, "--allow-prompt-change",
                                              help="Resume even if the program prompt (API section, few-shot "
                                                   "library) changed since the run started."),
@@ -68,7 +74,7 @@ def synth(
                       limit=limit, split=split, reuse=not no_reuse, labels=not no_labels, fewshot=fewshot,
                       workers=workers, seed=seed, temperature=temperature, select=select, max_tokens=max_tokens,
                       timeout_s=timeout_s, memory_mb=memory_mb, cache=cache, checker=checker, judge=judge,
-                      llm_batch=llm_batch, greedy_first=greedy_first, share_analyses=shared_analyses,
+                      llm_batch=llm_batch, overlap=overlap, greedy_first=greedy_first, share_analyses=shared_analyses,
                       allow_prompt_change=allow_prompt_change, progress=not quiet)
     from vpd.programs.sampler_base import SamplerOptionError
     from vpd.runs import ConfigMismatchError, RunExistsError
