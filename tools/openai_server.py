@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 from PIL import Image
 
 from vpd.images import load_image
+from vpd.openai_http import RequestError, make_http_server, route
 from vpd.tools.errors import ToolError, UnsupportedQuery
 from vpd.tools.toolbox import Toolbox
 
@@ -36,11 +36,6 @@ SERVED_TOOLS = ("vqa", "caption", "llm_query")
 #: Answer-format instructions stripped from vqa questions (our mixtures' label prompt suffix):
 #: the served tools take bare questions.
 FORMAT_SUFFIXES = ("answer with a single word or phrase.", "answer with a single word or short phrase.")
-MAX_BODY_BYTES = 32 << 20
-
-
-class RequestError(ValueError):
-    """A malformed request (HTTP 400)."""
 
 
 def decode_data_url(url: str) -> Image.Image:
@@ -120,6 +115,14 @@ class ToolboxEndpoint:
             raise LookupError(f"model {model!r}: this server has no {tool!r} tool")
         return tool
 
+    def health(self) -> dict[str, Any]:
+        return {"status": "ok", "tools": self.tools, "requests": self.requests}
+
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        if route(path) != "/chat/completions":
+            raise LookupError(f"no route {path}")
+        return self.complete(body)
+
     def complete(self, body: dict[str, Any]) -> dict[str, Any]:
         if body.get("stream"):
             raise RequestError("streaming is not supported")
@@ -150,70 +153,8 @@ class ToolboxEndpoint:
                           "total_tokens": prompt_tokens + len(answer.split())}}
 
 
-def _error(status: int, message: str, kind: str) -> tuple[int, dict[str, Any]]:
-    return status, {"error": {"message": message, "type": kind, "code": None, "param": None}}
-
-
-def make_handler(endpoint: ToolboxEndpoint, *, api_key: str | None = None) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "vpd-openai/1"
-
-        def log_message(self, fmt: str, *args: Any) -> None:  # quiet by default
-            return
-
-        def _send(self, status: int, payload: dict[str, Any]) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _authorised(self) -> bool:
-            if not api_key:
-                return True
-            return self.headers.get("Authorization", "") == f"Bearer {api_key}"
-
-        def do_GET(self) -> None:
-            if not self._authorised():
-                return self._send(*_error(401, "invalid API key", "authentication_error"))
-            if self.path.rstrip("/") in ("/v1/models", "/models"):
-                return self._send(200, endpoint.models())
-            if self.path.rstrip("/") in ("/health", "/v1/health"):
-                return self._send(200, {"status": "ok", "tools": endpoint.tools, "requests": endpoint.requests})
-            self._send(*_error(404, f"no route {self.path}", "invalid_request_error"))
-
-        def do_POST(self) -> None:
-            if not self._authorised():
-                return self._send(*_error(401, "invalid API key", "authentication_error"))
-            if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
-                return self._send(*_error(404, f"no route {self.path}", "invalid_request_error"))
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > MAX_BODY_BYTES:
-                    raise RequestError(f"request body over {MAX_BODY_BYTES} bytes")
-                body = json.loads(self.rfile.read(length) or b"{}")
-                if not isinstance(body, dict):
-                    raise RequestError("request body must be a JSON object")
-                self._send(200, endpoint.complete(body))
-            except (RequestError, json.JSONDecodeError, UnsupportedQuery) as exc:
-                self._send(*_error(400, f"{type(exc).__name__}: {exc}", "invalid_request_error"))
-            except LookupError as exc:
-                self._send(*_error(404, str(exc.args[0] if exc.args else exc), "invalid_request_error"))
-            except ToolError as exc:
-                self._send(*_error(400, f"{type(exc).__name__}: {exc}", "invalid_request_error"))
-            except Exception as exc:  # a backend bug: 500 (clients may retry), the server lives on
-                self._send(*_error(500, f"{type(exc).__name__}: {exc}", "server_error"))
-
-    return Handler
-
-
 def make_server(toolbox: Toolbox, *, host: str = "127.0.0.1", port: int = 8000, name: str = "vpd",
                 api_key: str | None = None, max_wait_ms: float = 5.0) -> ThreadingHTTPServer:
     """A ready (not yet serving) HTTP server; ``port=0`` picks a free port (see ``server_address``)."""
-    endpoint = ToolboxEndpoint(toolbox, name=name, max_wait_ms=max_wait_ms)
-    httpd = ThreadingHTTPServer((host, port), make_handler(endpoint, api_key=api_key))
-    httpd.daemon_threads = True
-    httpd.endpoint = endpoint  # type: ignore[attr-defined]
-    return httpd
+    return make_http_server(ToolboxEndpoint(toolbox, name=name, max_wait_ms=max_wait_ms), host=host, port=port,
+                            api_key=api_key, client_errors=(UnsupportedQuery, ToolError))
