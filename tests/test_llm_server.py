@@ -168,3 +168,21 @@ def test_synth_against_the_served_gemma(tmp_path):
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["sessions"][-1]["sampling"]["per_question"] is True
     assert health["requests"] >= 1 and health["failures"] == 0
+
+
+@pytest.mark.slow
+def test_serving_benchmark_runs_its_three_configurations(capsys):
+    from vpd.benchmarks.perf import llm_serving
+
+    out = llm_serving.main(["--n", "4", "--k", "2", "--max-tokens", "48", "--concurrency", "4"])
+    runs = out["runs"]
+    assert set(runs) == {"a_in_process", "b_served_serial", "c_served_in_flight"}
+    for r in runs.values():
+        assert r["examples"] == 4 and r["llm_errors"] == 0 and r["seconds"] > 0
+    assert runs["a_in_process"]["sampling"] == {"llm_batch": 1, "per_question": False, "overlap": False}
+    assert runs["b_served_serial"]["sampling"] == {"llm_batch": 1, "per_question": True, "overlap": False}
+    assert runs["c_served_in_flight"]["sampling"] == {"llm_batch": 4, "per_question": True, "overlap": True}
+    assert runs["c_served_in_flight"]["server_mean_batch_prompts"] >= 1.0
+    r = out["ratios"]
+    assert r["c_vs_b_seconds"] == round(runs["c_served_in_flight"]["seconds"] / runs["b_served_serial"]["seconds"], 4)
+    assert "in flight / serial" in capsys.readouterr().out
