@@ -164,6 +164,13 @@ def test_bad_dataset_lines_and_unreadable_images_are_counted(tmp_path):
     assert rep["image_errors"] == 1 and rep["failure_categories"]["image_error"] == 2  # 2 of its 4 samples have code
     assert all(img != str(data / "images" / "1.png") for _, img in executor.jobs)
     assert "e1" not in {e.id for e, _ in read_verified(tmp_path / "run")}
+    # a session SIGKILLed before its counters were saved: the committed candidates still tell
+    manifest_path = tmp_path / "run" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for session in manifest["sessions"]:
+        session["image_errors"] = 0
+    manifest_path.write_text(json.dumps(manifest))
+    assert build_report(tmp_path / "run")["image_errors"] == 1
 
 
 def test_llm_errors_are_recorded_and_the_run_goes_on(tmp_path):

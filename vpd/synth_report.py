@@ -49,9 +49,10 @@ def build_report(run: str | Path) -> dict[str, Any]:
     tool_calls = cached_calls = tool_errors = 0
     programs = unique = 0
     exec_s = 0.0
-    n_examples = 0
+    n_examples = image_error_examples = 0
     for block in store.blocks():
         n_examples += 1
+        image_error_examples += any((ln.get("verdict") or {}).get("category") == "image_error" for ln in block.lines)
         ex = Example.from_dict(block.example)
         lines = block.lines
         n = len(lines)
@@ -125,7 +126,8 @@ def build_report(run: str | Path) -> dict[str, Any]:
                    "examples_per_s": round(written / wall, 4) if wall > 0 else 0.0},
         "input": {key: counts.get(key) for key in ("lines_ok", "bad_lines", "duplicate_ids", "other_split", "examples")
                   if key in counts},
-        "image_errors": sum(int(s.get("image_errors", 0)) for s in sessions),
+        # committed candidates say it even after a SIGKILL; sessions also count examples without code
+        "image_errors": max(image_error_examples, sum(int(s.get("image_errors", 0)) for s in sessions)),
         "sessions": len(sessions),
         "versions": manifest.get("versions", {}),
     }
