@@ -212,7 +212,7 @@ def results_markdown(d: dict[str, JSON]) -> str:
     lines = [f"# {d['benchmark']} results", "",
              f"- scorer: `{d['scorer_version']}`", f"- data: `{d.get('data', '')}` (sha256 {d.get('data_hash', '')})",
              f"- source: `{json.dumps(d.get('source', {}), sort_keys=True)}`",
-             f"- counts: " + ", ".join(f"{k} {v}" for k, v in d.get("counts", {}).items()), ""]
+             "- counts: " + ", ".join(f"{k} {v}" for k, v in d.get("counts", {}).items()), ""]
     metrics = d["metrics"]
     lines += ["| metric | value |", "|---|---|"] + [f"| {k} | {_fmt(v)} |" for k, v in metrics.items()]
     for kind, table in (d.get("slices") or {}).items():

@@ -87,7 +87,6 @@ def build_report(run: str | Path) -> dict[str, Any]:
     by_type = {}
     totals: dict[str, float] = defaultdict(float)
     for qtype, row in sorted(per_type.items()):
-        e = row["examples"]
         by_type[qtype] = _summarise(row, k, labels)
         for key, v in row.items():
             totals[key] += v

@@ -88,7 +88,7 @@ def _run_lskd(data: Path, out: Path, llm: str, tools: str, critic: Optional[Path
     rep = run_lskd(cfg, log=console.print, mapper=mapper)
     console.print(f"[bold]lskd[/] {rep.verbalised}/{rep.images} images verbalised; triples "
                   + ", ".join(f"{k} {v}" for k, v in sorted(rep.triples.items()))
-                  + f"; rejected " + (", ".join(f"{k} {v}" for k, v in sorted(rep.rejected.items())) or "0")
+                  + "; rejected " + (", ".join(f"{k} {v}" for k, v in sorted(rep.rejected.items())) or "0")
                   + f"; kept {rep.kept} (" + ", ".join(f"{k} {v}" for k, v in sorted(rep.kept_by_source.items())) + ")")
     _print_metrics(rep.critic)
     real = rep.critic.get("heldout_output_sources")
