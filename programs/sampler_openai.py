@@ -31,7 +31,8 @@ from vpd.programs.sampler_base import SAMPLERS, Completion, Sampler, estimate_to
 #: ``"\n```"`` would cut before its code.
 CHAT_STOP_PREFIX = "\n# Question"
 
-#: The most stop strings the OpenAI API accepts; further ones are applied on our side.
+#: The most stop strings the OpenAI API accepts; further ones are applied on our side. Servers that
+#: take more (vLLM, ``vpd llm serve``) stop earlier with ``server_stops=N`` (fewer wasted tokens).
 MAX_SERVER_STOPS = 4
 
 
@@ -55,7 +56,8 @@ class OpenAISampler(Sampler):
                  concurrency: int = 8, timeout_s: float = 60.0, max_retries: int = 4,
                  backoff_s: float = 1.0, backoff_max_s: float = 30.0,
                  api_key_env: str = "OPENAI_API_KEY", tokenizer: str | None = None,
-                 context_tokens: int | None = None, split_greedy: bool = False) -> None:
+                 context_tokens: int | None = None, split_greedy: bool = False,
+                 server_stops: int = MAX_SERVER_STOPS) -> None:
         if mode not in ("completions", "chat"):
             raise ValueError(f"mode must be 'completions' or 'chat', not {mode!r}")
         super().__init__(name=f"openai-{mode}:{model}" + (f"@{base_url}" if base_url else ""))
@@ -75,6 +77,7 @@ class OpenAISampler(Sampler):
         # A server cannot mix a greedy choice into a sampled n=k request: by default generate_k
         # sends one n=k request (all sampled); split_greedy spends a second, greedy request.
         self.split_greedy = bool(split_greedy)
+        self.server_stops = max(0, int(server_stops))
         self.mixes_greedy_in_one_request = not self.split_greedy
 
     # -- Sampler API -----------------------------------------------------------------------
@@ -91,7 +94,7 @@ class OpenAISampler(Sampler):
         return {"kind": self.kind, "name": self.name, "model": self.model, "base_url": self.base_url,
                 "mode": self.mode, "concurrency": self.concurrency, "timeout_s": self.timeout_s,
                 "max_retries": self.max_retries, "context_tokens": self._context_tokens,
-                "split_greedy": self.split_greedy}
+                "split_greedy": self.split_greedy, "server_stops": self.server_stops}
 
     def generate_k(self, prompts: Sequence[str], *, k: int, temperature: float, greedy_first: bool = False,
                    max_tokens: int = 256, stop: Sequence[str] | None = None,
@@ -194,8 +197,8 @@ class OpenAISampler(Sampler):
                        stop: list[str], seed: int | None) -> list[Completion]:
         kw: dict[str, Any] = {"model": self.model, "n": n, "temperature": temperature,
                               "max_tokens": max_tokens}
-        if stop:
-            kw["stop"] = stop[:MAX_SERVER_STOPS]
+        if stop and self.server_stops:
+            kw["stop"] = stop[:self.server_stops]
         if seed is not None:
             kw["seed"] = seed
         if self.mode == "chat":

@@ -248,3 +248,15 @@ def test_generate_inside_running_event_loop():
 
         out = asyncio.run(main())
     assert out[0][0].text.startswith("    return '2-0'")
+
+
+def test_server_stops_cap_defaults_to_the_openai_limit_and_is_an_option():
+    from vpd.programs.prompt import STOP
+
+    with FakeOpenAIServer() as srv:
+        load_sampler(f"openai:m@{srv.url}").generate(["q"], n=1, stop=list(STOP))
+        load_sampler(f"openai:m@{srv.url}?server_stops=16").generate(["q"], n=1, stop=list(STOP))
+        load_sampler(f"openai:m@{srv.url}?server_stops=0").generate(["q"], n=1, stop=list(STOP))
+    assert srv.requests[0]["stop"] == list(STOP)[:4]
+    assert srv.requests[1]["stop"] == list(STOP) and len(STOP) > 4
+    assert "stop" not in srv.requests[2]

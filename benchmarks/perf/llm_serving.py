@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         thread = threading.Thread(target=httpd.serve_forever, daemon=True)
         thread.start()
         url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-        spec = f"openai:vpd-llm@{url}?concurrency={args.concurrency}&timeout_s=600&max_retries=1"
+        # our server takes every stop string (the OpenAI API only 4): the model stops where in-process would
+        spec = f"openai:vpd-llm@{url}?concurrency={args.concurrency}&timeout_s=600&max_retries=1&server_stops=16"
         try:
             runs["b_served_serial"] = _synth(tmp / "data", tmp / "b", llm=spec, k=k, limit=n, max_tokens=max_tokens,
                                              llm_batch=1, overlap=False)
