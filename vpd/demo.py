@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -32,7 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vpd.datasets import read_examples, write_examples
-from vpd.types import Example
+from vpd.question_select import pick_frequent_questions
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,23 +56,6 @@ SIZES: dict[str, DemoSize] = {
     "large": DemoSize(scenes=3000, per_image=6, questions=150, max_examples=4000, k=5, steps=2000,
                       lskd_images=64, test_examples=800),
 }
-
-
-def pick_frequent_questions(examples: list[Example], n_questions: int, max_examples: int) -> list[Example]:
-    """Examples of the ``n_questions`` most frequent distinct questions (ties by first appearance),
-    at most ``max_examples``, one question type at a time so every type is represented."""
-    freq = Counter((e.question, e.choices) for e in examples)
-    by_type: dict[str, list[tuple[str, Any]]] = {}
-    for (q, c), _ in freq.most_common():
-        qtype = next(e.qtype for e in examples if e.question == q and e.choices == c)
-        by_type.setdefault(qtype, []).append((q, c))
-    chosen: list[tuple[str, Any]] = []
-    while len(chosen) < n_questions and any(by_type.values()):
-        for qtype in sorted(by_type):
-            if by_type[qtype] and len(chosen) < n_questions:
-                chosen.append(by_type[qtype].pop(0))
-    keep = set(chosen)
-    return [e for e in examples if (e.question, e.choices) in keep][:max_examples]
 
 
 class Stages:

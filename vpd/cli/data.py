@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -60,3 +62,55 @@ def shapes(
 
         console.print(f"preview: {contact_sheet(out, out / 'preview.png')}")
     typer.echo(json.dumps(summary.to_dict()))
+
+
+@data_app.command("select")
+def select(
+    data: Path = typer.Option(..., "--data", help="Dataset folder (examples.jsonl + images/) or a .jsonl file."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the chosen examples here (.jsonl; image "
+                                                                 "paths absolute, so it can live anywhere)."),
+    questions: int = typer.Option(..., "--questions", min=1, help="Number of distinct questions to keep."),
+    split: Optional[str] = typer.Option(None, "--split", help="Only examples whose `split` is this (train/val/test)."),
+    max_examples: Optional[int] = typer.Option(None, "--max-examples", min=1, help="Cut the chosen examples to N."),
+    coverage_at: Optional[str] = typer.Option(None, "--coverage", help="Also print how many examples the first "
+                                                                       "N questions cover, e.g. 50,100,200."),
+) -> None:
+    """Keep the examples of the most frequent distinct questions (round-robin over question types).
+
+    With question-level reuse `vpd synth` samples programs once per distinct question, so this bounds
+    the LLM cost: pass the written .jsonl to `vpd synth --data`. Prints a JSON summary.
+    """
+    from vpd.datasets import read_examples, write_examples
+    from vpd.question_select import coverage, pick_frequent_questions, question_key
+
+    if not data.exists():
+        raise typer.BadParameter(f"no dataset at {data}", param_hint="--data")
+    points: list[int] = []
+    if coverage_at:
+        try:
+            points = [int(p) for p in coverage_at.split(",") if p.strip()]
+        except ValueError:
+            raise typer.BadParameter(f"expected numbers like 50,100,200, got {coverage_at!r}",
+                                     param_hint="--coverage") from None
+    examples, bad = read_examples(data.resolve())
+    if split is not None:
+        examples = [e for e in examples if e.metadata.get("split") == split]
+    if not examples:
+        raise typer.BadParameter(f"no examples in {data}" + (f" with split {split!r}" if split else ""),
+                                 param_hint="--data")
+    chosen = pick_frequent_questions(examples, questions, max_examples)
+    if out is not None:
+        write_examples(chosen, out)
+    per_qtype: dict[str, int] = {}
+    for e in chosen:
+        per_qtype[e.qtype or "-"] = per_qtype.get(e.qtype or "-", 0) + 1
+    summary = {
+        "input_examples": len(examples), "bad_lines": len(bad),
+        "distinct_questions": len({question_key(e) for e in examples}),
+        "chosen_questions": len({question_key(e) for e in chosen}), "chosen_examples": len(chosen),
+        "chosen_images": len({e.image for e in chosen}), "per_qtype": dict(sorted(per_qtype.items())),
+        "out": None if out is None else str(out),
+    }
+    if points:
+        summary["coverage"] = [asdict(p) for p in coverage(examples, points)]
+    typer.echo(json.dumps(summary))
