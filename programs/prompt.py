@@ -27,6 +27,7 @@ notices a prompt change that nobody versioned.
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -80,7 +81,10 @@ class Prompt:
 
 
 class PromptBuilder:
-    """Builds prompts for one toolbox; holds the rendered API and the retriever (reuse it)."""
+    """Builds prompts for one toolbox; holds the rendered API and the retriever (reuse it).
+
+    Thread-safe: the retriever is created once under a lock; :meth:`warm` builds it (and its
+    MiniLM and library matrix) eagerly, before prompts are built from several threads."""
 
     def __init__(self, tools: Sequence[str] | None = None, *, library: Library | None = None,
                  retriever: Retriever | None = None,
@@ -93,6 +97,7 @@ class PromptBuilder:
         self._retriever = retriever
         self.count_tokens = count_tokens or estimate_tokens
         self.api = API_INTRO + render_api(self.tools)
+        self._lock = threading.Lock()
 
     @property
     def fingerprint(self) -> str:
@@ -107,8 +112,16 @@ class PromptBuilder:
     @property
     def retriever(self) -> Retriever:
         if self._retriever is None:
-            self._retriever = Retriever(self.library)
+            with self._lock:
+                if self._retriever is None:
+                    self._retriever = Retriever(self.library)
         return self._retriever
+
+    def warm(self, questions: Sequence[tuple[str, Sequence[str] | None]] = (), mode: str = "nearest") -> None:
+        """Build what ``mode`` needs now (for ``nearest``: the retriever, MiniLM, the library
+        matrix, and the embeddings of ``questions``), so that no thread builds a model later."""
+        if mode == "nearest":
+            self.retriever.warm(questions)
 
     def examples(self, question: str, choices: Sequence[str] | None, k: int, mode: str) -> list[LibraryProgram]:
         """The examples for a question, in prompt order (most similar last for ``nearest``)."""
@@ -145,13 +158,25 @@ class PromptBuilder:
 
 
 _BUILDERS: dict[tuple, PromptBuilder] = {}
+_BUILDERS_LOCK = threading.Lock()
 
 
 def _builder(tools: Sequence[str] | None, count_tokens: Callable[[str], int] | None) -> PromptBuilder:
     key = (None if tools is None else tuple(sorted(set(tools))), count_tokens)
-    if key not in _BUILDERS:
-        _BUILDERS[key] = PromptBuilder(tools, count_tokens=count_tokens)
-    return _BUILDERS[key]
+    builder = _BUILDERS.get(key)
+    if builder is None:
+        with _BUILDERS_LOCK:  # one builder (one retriever, one MiniLM) per key, whichever thread asks first
+            builder = _BUILDERS.get(key)
+            if builder is None:
+                builder = _BUILDERS[key] = PromptBuilder(tools, count_tokens=count_tokens)
+    return builder
+
+
+def warm_prompts(questions: Sequence[tuple[str, Sequence[str] | None]], tools: Sequence[str] | None = None, *,
+                 mode: str = "nearest", count_tokens: Callable[[str], int] | None = None) -> None:
+    """Build the shared prompt builder for ``tools`` and everything it needs (see
+    :meth:`PromptBuilder.warm`) in the calling thread, before prompts are built concurrently."""
+    _builder(tools, count_tokens).warm(questions, mode)
 
 
 def prompt_fingerprint(tools: Sequence[str] | None = None) -> str:

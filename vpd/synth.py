@@ -77,6 +77,7 @@ class SynthConfig:
     dedupe: bool = True  # run each distinct (AST-normalised) program once per image; False runs every candidate
     share_analyses: bool = True  # cache a backend's per-image analysis, so new queries on an image reuse it
     allow_prompt_change: bool = False  # --resume even if the prompt fingerprint differs from the run's
+    require_isolation: bool = False  # refuse to run unless every sandbox OS layer is active (vpd.sandbox.isolation)
     progress: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -143,6 +144,7 @@ class SessionStats:
     image_errors: int = 0
     prompt_fingerprint: str | None = None  # the prompts this session sent (see LLMProgramWriter)
     sampling: dict[str, Any] = field(default_factory=dict)  # the SamplingPlan used
+    isolation: dict[str, Any] | None = None  # the sandbox's OS layers (Isolation.to_dict); None: no sandbox
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -175,6 +177,16 @@ class LLMProgramWriter:
         budget = ctx - self.max_tokens if ctx else None
         return build_program_prompt(question, choices, tools=self.tools, mode=self.fewshot, budget_tokens=budget,
                                     count_tokens=getattr(self.sampler, "count_tokens", None))
+
+    def warm(self, questions: Sequence[tuple[str, tuple[str, ...] | None]]) -> None:
+        """Build the shared prompt builder and its models (MiniLM, the library matrix) and embed
+        ``questions`` now, in the calling thread: ``run_synth`` calls this before any sampling
+        thread starts, so no thread ever builds a model (a no-op with a custom ``prompter``)."""
+        if self._prompter != self._build_prompt:
+            return
+        from vpd.programs.prompt import warm_prompts
+
+        warm_prompts(questions, self.tools, mode=self.fewshot, count_tokens=getattr(self.sampler, "count_tokens", None))
 
     def prompt_fingerprint(self) -> str | None:
         """What the prompts are made of (see :func:`vpd.programs.prompt.prompt_fingerprint`);
@@ -229,13 +241,18 @@ class LLMProgramWriter:
 class SandboxExecutor:
     """Runs ``(program, image_path)`` jobs on a :class:`vpd.sandbox.SandboxPool`."""
 
-    def __init__(self, toolbox: Any, *, workers: int, timeout_s: float, memory_mb: int) -> None:
+    def __init__(self, toolbox: Any, *, workers: int, timeout_s: float, memory_mb: int,
+                 require_isolation: bool = False) -> None:
         from vpd.sandbox import SandboxPool
 
         # the ToolServer serialises each backend itself, so calls from many workers can batch
         self.pool = SandboxPool(workers=workers, tools=toolbox, timeout_s=timeout_s, memory_mb=memory_mb,
-                                serialize_tools=False)
+                                serialize_tools=False, require_isolation=require_isolation)
         self.timeout_s, self.memory_mb = timeout_s, memory_mb
+
+    def isolation(self) -> dict[str, Any]:
+        """The workers' OS isolation layers (:meth:`vpd.sandbox.Isolation.to_dict`)."""
+        return self.pool.isolation().to_dict()
 
     def run_many(self, jobs: Sequence[tuple[str, str]]) -> list[Any]:
         return list(self.pool.map([{"source": s, "image": i, "timeout_s": self.timeout_s,
@@ -344,7 +361,8 @@ def run_synth(cfg: SynthConfig, *, writer: ProgramWriter | None = None, executor
                                       temperature=cfg.temperature, max_tokens=cfg.max_tokens, stats=stats,
                                       greedy_first=cfg.greedy_first)
         if executor is None:
-            executor = SandboxExecutor(toolbox, workers=cfg.workers, timeout_s=cfg.timeout_s, memory_mb=cfg.memory_mb)
+            executor = SandboxExecutor(toolbox, workers=cfg.workers, timeout_s=cfg.timeout_s, memory_mb=cfg.memory_mb,
+                                       require_isolation=cfg.require_isolation)
             owned.append(executor)
         judge_gen = judge_from_sampler(sampler) if (cfg.judge and sampler is not None) else None
         fingerprint = getattr(writer, "prompt_fingerprint", lambda: None)()
@@ -352,6 +370,7 @@ def run_synth(cfg: SynthConfig, *, writer: ProgramWriter | None = None, executor
         stats.prompt_fingerprint = fingerprint
 
         manifest = _manifest(cfg, store, counts, toolbox, sampler, started, prompt_fingerprint=fingerprint)
+        stats.isolation = manifest["isolation"] = executor.isolation() if hasattr(executor, "isolation") else None
         store.write_manifest(manifest)
         last_save = [time.perf_counter()]
 
@@ -362,6 +381,11 @@ def run_synth(cfg: SynthConfig, *, writer: ProgramWriter | None = None, executor
 
         plan = SamplingPlan.for_sampler(cfg, sampler)
         stats.sampling = dataclasses.asdict(plan)
+        warm = getattr(writer, "warm", None)
+        if warm is not None:  # shared models are built here, before any sampling thread starts
+            t = time.perf_counter()
+            warm(list(dict.fromkeys((ex.question, ex.choices) for ex in pending)))
+            stats.stage_s["load"] += time.perf_counter() - t
         _process(cfg, pending, writer, executor, store, stats, judge_gen, on_example, checkpoint, plan)
     finally:
         for obj in owned:
