@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["ExecutionResult", "SandboxPool", "SandboxUnavailable", "default_pool", "run_program"]
+__all__ = ["ExecutionResult", "Isolation", "IsolationError", "SandboxIsolationWarning", "SandboxPool",
+           "SandboxUnavailable", "default_pool", "run_program"]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from vpd.sandbox.isolation import Isolation, IsolationError, SandboxIsolationWarning
     from vpd.sandbox.pool import SandboxPool, SandboxUnavailable, default_pool, run_program
     from vpd.sandbox.result import ExecutionResult
 
@@ -24,6 +26,10 @@ def __getattr__(name: str) -> Any:
         from vpd.sandbox.result import ExecutionResult
 
         return ExecutionResult
+    if name in ("Isolation", "IsolationError", "SandboxIsolationWarning"):
+        from vpd.sandbox import isolation
+
+        return getattr(isolation, name)
     if name in ("SandboxPool", "SandboxUnavailable", "default_pool", "run_program"):
         from vpd.sandbox import pool
 

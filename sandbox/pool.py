@@ -12,6 +12,10 @@ Deadlines are wall-clock from dispatch and include tool time. On a deadline the 
 process group is SIGKILLed and the slot gets a fresh worker (started at once, ready by the time
 it is needed). Workers are also replaced after any abnormal event (death, protocol violation,
 MemoryError/RecursionError) and recycled after ``recycle_after`` programs.
+
+Isolation: every worker reports which OS layers it got (:mod:`vpd.sandbox.isolation`); the pool
+warns once (:class:`~vpd.sandbox.isolation.SandboxIsolationWarning`) when one is missing and, with
+``require_isolation=True``, refuses to start (:class:`~vpd.sandbox.isolation.IsolationError`).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -37,6 +42,7 @@ from PIL import Image
 
 from vpd.images import ImageLoadError, load_image
 from vpd.sandbox import limits, protocol
+from vpd.sandbox.isolation import Isolation, SandboxIsolationWarning, check, skip_from_env
 from vpd.sandbox.policy import MAX_SOURCE_CHARS
 from vpd.sandbox.result import (MAX_ERROR_CHARS, WORKER_STATUSES, ExecutionResult, bounded_text,
                                 is_plain)
@@ -140,9 +146,10 @@ class _Slot:
         self.ready = False
         self.jobs = 0
         self.pid = self.proc.pid
-        self.isolation: dict[str, str] = {}
+        self.isolation: Isolation | None = None
         init = {"type": "init", "uid": limits.UID_BASE + self.index, "gid": limits.NOGROUP_GID,
-                "as_hard_mb": self.as_hard_mb, "cpu_hard_s": self.pool.cpu_hard_s, "net": True}
+                "as_hard_mb": self.as_hard_mb, "cpu_hard_s": self.pool.cpu_hard_s,
+                "skip": list(self.pool.skip_layers)}
         try:
             protocol.write_frame(self.out_fd, init, deadline=time.monotonic() + 10)
         except (protocol.ChannelClosed, protocol.ChannelTimeout):
@@ -160,8 +167,15 @@ class _Slot:
             self.kill()
             self.spawn()
             raise SandboxUnavailable(f"sandbox worker failed to start ({exc}); stderr: {err}") from None
+        isolation = Isolation.from_report(msg.get("isolation"))
+        try:
+            self.pool._note_isolation(isolation)
+        except Exception:
+            self.kill()
+            self.spawn()
+            raise
         self.ready = True
-        self.isolation = {str(k): str(v) for k, v in dict(msg.get("isolation") or {}).items()}
+        self.isolation = isolation
         assert self.proc is not None and self.proc.stderr is not None
         self.proc.stderr.close()  # the worker has pointed its stderr at /dev/null
         # The empty cwd is deleted once the worker is in it: nothing can be created there, and no
@@ -327,7 +341,11 @@ class SandboxPool:
                  memory_mb: int = 512, max_memory_mb: int = 2048, recycle_after: int = 200,
                  stdout_cap: int = _STDOUT_CAP, startup_timeout_s: float = 60.0,
                  cpu_hard_s: int = 3600, serialize_tools: bool = True,
-                 host_factory: Callable[[Toolbox], Any] | None = None, python: str | None = None) -> None:
+                 host_factory: Callable[[Toolbox], Any] | None = None, python: str | None = None,
+                 require_isolation: bool = False, skip_layers: Iterable[str] | None = None) -> None:
+        self.require_isolation = bool(require_isolation)
+        self.skip_layers = skip_from_env() if skip_layers is None else skip_from_env(",".join(skip_layers))
+        self._warned = False
         self.workers = max(1, int(workers or min(4, os.cpu_count() or 1)))
         self.timeout_s = float(timeout_s)
         self.memory_mb = int(memory_mb)
@@ -350,6 +368,12 @@ class SandboxPool:
         self._free: queue.Queue[_Slot] = queue.Queue()
         for s in self._slots:
             self._free.put(s)
+        if self.require_isolation:
+            try:
+                self.isolation()  # the first worker's report: refuse before any job runs
+            except BaseException:
+                self.close()
+                raise
 
     # -- images -------------------------------------------------------------------------------
     def add_image(self, image: str | Path | bytes | Image.Image) -> str:
@@ -473,14 +497,25 @@ class SandboxPool:
     def worker_pids(self) -> list[int]:
         return [s.pid for s in self._slots]
 
-    def isolation(self) -> dict[str, str]:
-        """What the OS isolation of the first worker achieved (network, user, limits)."""
+    def isolation(self) -> Isolation:
+        """Which OS isolation layers a worker got (waits until one is ready); see
+        :mod:`vpd.sandbox.isolation`. Raises IsolationError with ``require_isolation`` when one is missing."""
         slot = self._free.get()
         try:
             slot.ensure_ready()
-            return dict(slot.isolation)
+            assert slot.isolation is not None
+            return slot.isolation
         finally:
             self._free.put(slot)
+
+    def _note_isolation(self, isolation: Isolation) -> None:
+        """Each worker's report: IsolationError if required and incomplete, else one warning per pool."""
+        check(isolation, required=self.require_isolation, skipped=self.skip_layers)
+        if not isolation.complete and not self._warned:
+            self._warned = True
+            warnings.warn(f"sandbox workers run without {len(isolation.missing)} OS isolation layer(s): "
+                          f"{isolation.describe_missing()}; `vpd synth --require-isolation` (require_isolation=True) "
+                          "refuses to run like this", SandboxIsolationWarning, stacklevel=2)
 
     def close(self) -> None:
         if self._closed:
@@ -534,6 +569,15 @@ def default_pool() -> SandboxPool:
             _DEFAULT = SandboxPool(workers=int(os.environ.get("VPD_SANDBOX_WORKERS", "2")))
             atexit.register(_DEFAULT.close)
         return _DEFAULT
+
+
+def probe_isolation(*, require: bool = False) -> Isolation:
+    """Start one worker, return its :class:`~vpd.sandbox.isolation.Isolation` and stop it; with
+    ``require`` raise IsolationError (before anything else is started) when a layer is missing."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SandboxIsolationWarning)  # the caller reports what it found
+        with SandboxPool(workers=1, require_isolation=require) as pool:
+            return pool.isolation()
 
 
 def run_program(source: str, image: ImageLike = None, timeout_s: float = 5.0, memory_mb: int = 512,

@@ -59,11 +59,12 @@ def test_privileges_dropped_when_root(pool):
 
 
 def test_network_namespace_or_reported(pool):
-    report = pool.isolation()["network"]
-    if report == "namespace":
+    layer = pool.isolation().layer("network")
+    if layer.active:
+        assert layer.detail == "namespace"
         assert os.readlink(f"/proc/{_pid(pool)}/ns/net") != os.readlink("/proc/self/ns/net")
     else:
-        assert report.startswith("unavailable")
+        assert layer.detail.startswith("unavailable")
 
 
 def test_file_size_limit_is_zero(pool):
