@@ -255,7 +255,13 @@ class _Slot:
                         answer = {"ok": False, "error": f"ValueError: {exc}"}
                     else:
                         answer = session.handle(request)
-                    protocol.write_frame(self.out_fd, {"type": "reply", "job": job_id, **answer}, deadline)
+                    reply_msg = {"type": "reply", "job": job_id, **answer}
+                    try:
+                        protocol.encode(reply_msg)
+                    except (TypeError, ValueError, protocol.ProtocolError) as exc:  # e.g. a NaN in a tool result
+                        reply_msg = {"type": "reply", "job": job_id, "ok": False,
+                                     "error": f"ToolError: {request['tool']} result cannot be sent: {exc}"[:500]}
+                    protocol.write_frame(self.out_fd, reply_msg, deadline)
                 elif kind == "result":
                     return self._finish(job_id, reply)
                 else:

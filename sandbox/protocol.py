@@ -42,8 +42,13 @@ class ProtocolError(Exception):
     """A malformed, oversized or non-object frame."""
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"non-standard JSON number {name}")
+
+
 def encode(message: dict[str, Any]) -> bytes:
-    data = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """One frame; ValueError for NaN/±Infinity anywhere in ``message`` (strict JSON only)."""
+    data = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
     if len(data) > MAX_FRAME:
         raise ProtocolError(f"message too large ({len(data)} > {MAX_FRAME} bytes)")
     return _HEADER.pack(len(data)) + data
@@ -51,7 +56,7 @@ def encode(message: dict[str, Any]) -> bytes:
 
 def decode(data: bytes) -> dict[str, Any]:
     try:
-        msg = json.loads(data.decode("utf-8"))
+        msg = json.loads(data.decode("utf-8"), parse_constant=_no_constants)
     except (ValueError, RecursionError, MemoryError) as exc:
         raise ProtocolError(f"bad frame: {type(exc).__name__}") from None
     if type(msg) is not dict or type(msg.get("type")) is not str:

@@ -9,6 +9,7 @@ JSON. The trace is therefore what the host saw, never what the program claims.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from PIL import Image
 
 from vpd.images import load_image
 from vpd.tools.errors import ToolError
+from vpd.tools.failures import backend_failure_text, is_backend_failure
 from vpd.tools.specs import TOOLS
 from vpd.tools.toolbox import Toolbox, boxes_from_json
 from vpd.types import Box, ToolCall, Trace
@@ -57,10 +59,11 @@ class ToolHost:
         try:
             return {"ok": True, "result": self.call(request.get("tool"), request.get("image_id"),
                                                     request.get("box"), request.get("args") or {})}
-        except ToolError as exc:
-            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         except Exception as exc:  # a backend bug must not kill the host
-            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            if is_backend_failure(exc):  # infrastructure, not the program: the worker raises ToolBackendError
+                reply["backend_failure"] = True
+            return reply
 
     def call(self, tool: Any, image_id: Any, box: Any, args: dict[str, Any]) -> Any:
         if not isinstance(tool, str) or tool not in TOOLS:
@@ -93,13 +96,13 @@ class ToolHost:
         cached = False
         try:
             if spec.needs_image and (crop_box is not None and (crop_box.width == 0 or crop_box.height == 0)):
-                result = [] if spec.returns_boxes else _empty_result(tool)
-            else:
-                result, cached = self.toolbox.call_json(tool, image, **args)
+                raise ToolError(f"{tool} on an empty patch (box {crop_box.text()} has no area): no pixels to look at")
+            result, cached = self.toolbox.call_json(tool, image, **args)
+            _check_finite(tool, result)
             if spec.returns_boxes:
                 result = [[r[0] + ox, r[1] + oy, r[2] + ox, r[3] + oy, r[4], r[5]] for r in result]
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            error = backend_failure_text(exc) if is_backend_failure(exc) else f"{type(exc).__name__}: {exc}"
             raise
         finally:
             ms = (time.perf_counter() - t0) * 1000.0
@@ -123,5 +126,14 @@ def _clip_box(box: Any, width: int, height: int) -> tuple[int, int, int, int]:
     return x0, y0, x1, y1
 
 
-def _empty_result(tool: str) -> Any:
-    return {"count": 0, "verify_property": False, "depth": 0.0}.get(tool, "")
+def _check_finite(tool: str, value: Any) -> None:
+    """ToolError when a result holds NaN or ±Infinity (JSON has no such numbers; a program must not
+    compute with them as if they were measurements)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ToolError(f"{tool} returned a non-finite number ({value!r})")
+    if isinstance(value, (list, tuple)):
+        for v in value:
+            _check_finite(tool, v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _check_finite(tool, v)

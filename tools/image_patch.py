@@ -43,6 +43,11 @@ class ImageHandle:
         return f"<image {self._width}x{self._height}>"
 
 
+class EmptyPatchError(ValueError):
+    """A tool was called on a patch with no area (zero width or height): there are no pixels to
+    look at, so there is no honest answer to invent (no detections, False, depth 0 …)."""
+
+
 def _current_client() -> ToolClient:
     if _CLIENT[0] is None:
         raise RuntimeError("no tool client bound (run programs through vpd.sandbox or vpd.tools.host)")
@@ -125,6 +130,9 @@ class ImagePatch:
                    parent_img_patch=parent)
 
     def _call(self, tool: str, **args: Any) -> Any:
+        if self.width <= 0 or self.height <= 0:
+            raise EmptyPatchError(f"{tool} on an empty patch ({self.width}x{self.height} pixels at left={self.left}, "
+                                  f"lower={self.lower}): crop or find a region with a non-zero area first")
         return self._handle._client.call(tool, self._handle._id, self.pixel_box(), args)
 
     def __repr__(self) -> str:
@@ -437,6 +445,7 @@ def answer_to_plain(value: Any, *, _depth: int = 0, _budget: list[int] | None = 
     """Convert a program's return value to plain JSON data; patches become ``{"box": [x0,y0,x1,y1]}``.
 
     Only **exact** built-in types pass (a ``str`` subclass with a hostile ``__eq__`` is refused);
+    NaN and ±Infinity are refused (ValueError: JSON has no such numbers, and no label equals them);
     dict keys must be exact ``str``/``int``/``float``/``bool``/``None``. Bounded by
     :data:`MAX_ANSWER_DEPTH`, :data:`MAX_ANSWER_ITEMS` and :data:`MAX_ANSWER_CHARS` (ValueError
     beyond). Never calls a method of a program-made object.
@@ -448,7 +457,11 @@ def answer_to_plain(value: Any, *, _depth: int = 0, _budget: list[int] | None = 
     if budget[0] < 0:
         raise ValueError(f"answer has too many items (limit {MAX_ANSWER_ITEMS})")
     t = type(value)
-    if value is None or t is bool or t is float:
+    if value is None or t is bool:
+        return value
+    if t is float:
+        if not math.isfinite(value):
+            raise ValueError(f"answer is {value!r}, not a finite number (return a number or a string)")
         return value
     if t is int:
         if value.bit_length() > _MAX_INT_BITS:
