@@ -51,6 +51,9 @@ def synth(
     allow_prompt_change: bool = typer.Option(False, "--allow-prompt-change",
                                              help="Resume even if the program prompt (API section, few-shot "
                                                   "library) changed since the run started."),
+    require_isolation: bool = typer.Option(False, "--require-isolation",
+                                           help="Refuse to run unless every sandbox OS layer (network namespace, "
+                                                "uid drop, no_new_privs, not dumpable, rlimits) is active."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     engine: str = typer.Option("local", "--engine", help="local (this machine) | ray (shards as Ray tasks; pip install vpd[ray])."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (HOST:6379 | auto); default: start a local one."),
@@ -75,9 +78,20 @@ def synth(
                       workers=workers, seed=seed, temperature=temperature, select=select, max_tokens=max_tokens,
                       timeout_s=timeout_s, memory_mb=memory_mb, cache=cache, checker=checker, judge=judge,
                       llm_batch=llm_batch, overlap=overlap, greedy_first=greedy_first, share_analyses=shared_analyses,
-                      allow_prompt_change=allow_prompt_change, progress=not quiet)
+                      allow_prompt_change=allow_prompt_change, require_isolation=require_isolation,
+                      progress=not quiet)
     from vpd.programs.sampler_base import SamplerOptionError
     from vpd.runs import ConfigMismatchError, RunExistsError
+    from vpd.sandbox.isolation import IsolationError
+
+    if require_isolation:  # before anything is loaded or written
+        from vpd.sandbox.pool import probe_isolation
+
+        try:
+            probe_isolation(require=True)
+        except IsolationError as exc:
+            typer.secho(f"vpd synth: {exc}", fg="red", err=True)
+            raise typer.Exit(2)
 
     if engine not in ("local", "ray"):
         raise typer.BadParameter("--engine must be 'local' or 'ray'", param_hint="--engine")
@@ -88,7 +102,7 @@ def synth(
                                      actor_gpus=actor_gpus))
     try:
         result = run_synth(cfg)
-    except (RunExistsError, ConfigMismatchError, SamplerOptionError) as exc:
+    except (RunExistsError, ConfigMismatchError, SamplerOptionError, IsolationError) as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(2)
     except KeyboardInterrupt:
