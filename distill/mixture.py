@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from vpd.distill.answer_sentence import ANSWER_LEAD
 from vpd.distill.lskd import tokens_to_text
 from vpd.distill.run_io import ReadStats, iter_jsonl, read_run_examples, read_verified, resolve_image, write_jsonl
 from vpd.types import Example
@@ -82,14 +83,17 @@ _FINAL = re.compile(r"\s*(?:Thus|So|Therefore|Hence)?,?\s*the answer is\s+[^.]*(
 
 
 def rationale_suffix(rationale: str, answer: str) -> str:
-    """``"{rationale} So the answer is {answer}."`` with the rationale's own answer sentence removed."""
+    """``"{rationale} So the answer is {answer}."`` with the rationale's own answer sentence removed.
+
+    The closing sentence is what training never cuts (:mod:`vpd.distill.target_shorten`) and what
+    chain-of-thought inference parses (:func:`vpd.distill.answer_sentence.parse_final_answer`)."""
     body = " ".join(str(rationale).split())
     stripped = _FINAL.sub("", body).strip()
     body = stripped if stripped else body
     if body and body[-1] not in ".!?":
         body += "."
     ans = " ".join(str(answer).split()).rstrip(".")
-    return f"{body} So the answer is {ans}.".strip()
+    return f"{body} {ANSWER_LEAD} {ans}.".strip()
 
 
 def split_of(key: str, val_frac: float, seed: int = 0) -> str:
