@@ -9,7 +9,11 @@ Output folder ``RUN/``:
 * ``lskd_rejects.jsonl`` — completions/triples that could not be parsed or cite unknown regions;
 * ``critic/`` — the critic trained here (when none was given and labels exist);
 * ``report.json`` — section ``lskd`` (counts, critic P/R/F1 on held-out labelled triples, the
-  accuracy of kept vs all triples).
+  accuracy of kept vs all triples, ``unfiltered`` and ``warnings``).
+
+Without labels (no scene records) and without ``--critic`` no critic exists: every generated
+triple is kept **unscored**. That run is marked ``unfiltered: true``, and a warning goes to the
+console (``log``) and into the report's ``warnings``.
 """
 
 from __future__ import annotations
@@ -63,6 +67,8 @@ class LskdReport:
     kept: int = 0
     kept_by_source: dict[str, int] = field(default_factory=dict)
     bad_lines: int = 0
+    unfiltered: bool = False  # no critic: the kept triples were never scored
+    warnings: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     prompt_version: str = LSKD_PROMPT_VERSION
 
@@ -244,6 +250,12 @@ def run_lskd(cfg: LskdConfig, *, sampler: Any = None, toolbox: Any = None, embed
                   for t in triples]
     if critic is None:
         report.critic.setdefault("note", "no critic: every triple kept unscored")
+        report.unfiltered = True
+        why = report.critic.get("error") or "the data has no labels (scene records) and no --critic was given"
+        report.warnings.append(
+            f"unfiltered LSKD: no critic ({why}); all {sum(kept_flags)} generated triples are kept unscored. "
+            "Pass --critic DIR (a trained critic) or data with labels to filter them.")
+        log(f"[yellow]warning: {report.warnings[-1]}[/]" if show_progress else f"warning: {report.warnings[-1]}")
     all_records, kept_records = [], []
     for t, k in zip(triples, kept_flags):
         rec = to_record(t, verbs.get(t.image), split="")

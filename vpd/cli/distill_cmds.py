@@ -89,7 +89,8 @@ def _run_lskd(data: Path, out: Path, llm: str, tools: str, critic: Optional[Path
     console.print(f"[bold]lskd[/] {rep.verbalised}/{rep.images} images verbalised; triples "
                   + ", ".join(f"{k} {v}" for k, v in sorted(rep.triples.items()))
                   + "; rejected " + (", ".join(f"{k} {v}" for k, v in sorted(rep.rejected.items())) or "0")
-                  + f"; kept {rep.kept} (" + ", ".join(f"{k} {v}" for k, v in sorted(rep.kept_by_source.items())) + ")")
+                  + f"; kept {rep.kept} (" + ", ".join(f"{k} {v}" for k, v in sorted(rep.kept_by_source.items())) + ")"
+                  + (" [yellow]UNFILTERED: no critic scored them[/]" if rep.unfiltered else ""))
     _print_metrics(rep.critic)
     real = rep.critic.get("heldout_output_sources")
     if real:
