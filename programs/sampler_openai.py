@@ -45,6 +45,26 @@ def parse_openai_spec(rest: str) -> tuple[str, str | None]:
     return model, url
 
 
+def openai_model_identity(spec: str) -> str | None:
+    """``"openai:m@http://a/v1?concurrency=4"`` -> ``"openai-completions:m"``: the mode and model of an
+    OpenAI-compatible spec without address and options (a resumed run may move to another
+    endpoint serving the same model); None for other samplers' specs."""
+    from vpd.programs.sampler_base import parse_spec
+
+    try:
+        kind, rest = parse_spec(spec)
+    except (ValueError, AttributeError):
+        return None
+    mode = {"openai": "completions", "openai-completions": "completions", "openai-chat": "chat"}.get(kind)
+    if mode is None:
+        return None
+    try:
+        model, _ = parse_openai_spec(rest)
+    except ValueError:
+        return None
+    return f"openai-{mode}:{model}"
+
+
 class OpenAISampler(Sampler):
     """Completions or chat completions from an OpenAI-compatible HTTP server."""
 

@@ -46,6 +46,11 @@ class ToolCallError(RuntimeError):
     """A tool call the host refused or that failed there (what the program sees)."""
 
 
+class ToolBackendError(ToolCallError):
+    """A tool call failed in the backend (out of memory, missing weights, a server down): the
+    host's reply says ``backend_failure`` (see :mod:`vpd.tools.failures`); not the program's fault."""
+
+
 class PipeToolClient:
     """The worker's :class:`~vpd.tools.image_patch.ToolClient`: one ``call`` frame, one ``reply``."""
 
@@ -68,6 +73,8 @@ class PipeToolClient:
         if reply.get("type") != "reply" or reply.get("job") != self._job:
             raise protocol.ProtocolError("unexpected frame while waiting for a tool reply")
         if not reply.get("ok"):
+            if reply.get("backend_failure") is True:
+                raise ToolBackendError(str(reply.get("error")))
             raise ToolCallError(str(reply.get("error")))
         return reply.get("result")
 

@@ -249,7 +249,7 @@ def test_bad_completions_through_the_real_sandbox(shapes_dir, tmp_path):
     assert by[2] == {"no_code"} and by[3] == {"syntax"} and by[4] == {"timeout"}
     # several functions: the prompt's stop strings end the completion at "\ndef ", so the helper
     # never arrives; the call fails at run time and is recorded as such
-    assert by[5] == {"runtime_error"}
+    assert by[5] == {"program_error"}
     assert by[0] <= {"none", "wrong_answer"} and by[1] <= {"none", "wrong_answer"}
     assert rep["examples"] == 6 and rep["failure_categories"]["timeout"] == 6
     assert rep["tools"]["calls"] > 0
@@ -305,14 +305,20 @@ def test_llm_server_failures_are_recorded_and_the_run_goes_on(tmp_path, mode):
     data = make_data(tmp_path / "data", ROWS[:2])
     cfg = SynthConfig(data=str(data), out=str(tmp_path / "run"), llm="openai", k=2, progress=False, cache="off",
                       fewshot="fixed", temperature=0.0)
+    from vpd.synth_failures import InfrastructureFailureError
+
     try:
-        rep = run_synth(cfg, sampler=sampler, executor=FakeExecutor()).report
+        # every candidate failed at the LLM: the session does not "finish", it stops (resumable)
+        with pytest.raises(InfrastructureFailureError, match="every candidate"):
+            run_synth(cfg, sampler=sampler, executor=FakeExecutor())
     finally:
         if srv is not None:
             srv.shutdown()
+    rep = json.loads((tmp_path / "run" / "report.json").read_text())
     cands = [c for _, c, _ in read_candidates(tmp_path / "run")]
     assert len(cands) == 4 and all(c.verdict.category == "llm_error" and c.error for c in cands)
     assert rep["examples"] == 2 and rep["llm"]["llm_errors"] == 4
+    assert rep["retryable"] == 2 and "--resume" in rep["stopped"]
     assert sampler.stats["retries"] >= 1
 
 

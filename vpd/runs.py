@@ -18,6 +18,13 @@ tail of the last shard after the last complete block (a partial line, a half-wri
 truncated away, and ``verified.jsonl`` / ``predictions.jsonl`` are rebuilt from the committed
 blocks — so a SIGKILL at any point loses at most the example being written, and resuming never
 duplicates anything.
+
+Retries. An example may be committed again with ``write_example(..., replace=True)`` (``vpd synth
+--resume`` redoing an example whose candidates failed for infrastructure reasons, see
+:mod:`vpd.synth_failures`): its new block carries ``"attempt": n`` (the first has none, = 1) and
+**supersedes** the earlier one for every reader — :meth:`RunStore.blocks`, ``verified.jsonl``,
+``predictions.jsonl`` and the report see exactly one block per example, the highest attempt (the
+first of equal attempts). Superseded blocks stay in the shards as history; nothing is rewritten.
 """
 
 from __future__ import annotations
@@ -54,6 +61,18 @@ class Block:
     @property
     def example(self) -> dict[str, Any]:
         return self.lines[0].get("example") or {}
+
+    @property
+    def attempt(self) -> int:
+        """1 for an example's first commit, n for its (n-1)-th retry."""
+        try:
+            return int(self.lines[0].get("attempt") or 1)
+        except (TypeError, ValueError):
+            return 1
+
+    def categories(self) -> list[str]:
+        """Each candidate's failure category (``Verdict.category``), in index order."""
+        return [str((ln.get("verdict") or {}).get("category", "none")) for ln in self.lines]
 
     def selected(self) -> dict[str, Any] | None:
         for line in self.lines:
@@ -102,6 +121,9 @@ class RunStore:
         self._shard: Path | None = None
         self._shard_count = 0
         self._done: set[str] = set()
+        self._attempts: dict[str, int] = {}
+        self._summary: dict[str, tuple[tuple[str, ...], bool]] = {}  # eid -> (categories, has a selected line)
+        self._stale_derived = False
         self._verified_fd: int | None = None
         self._pred_fd: int | None = None
 
@@ -146,7 +168,6 @@ class RunStore:
         return sorted(p for p in self.root.glob("candidates-*.jsonl") if SHARD_RE.match(p.name))
 
     def _repair_and_index(self) -> None:
-        blocks: list[Block] = []
         shards = self.shards()
         for i, shard in enumerate(shards):
             data = shard.read_bytes()
@@ -157,15 +178,18 @@ class RunStore:
                     fh.truncate(good_end)
                     fh.flush()
                     os.fsync(fh.fileno())
-            for lines in parsed:
-                eid = str(lines[0]["example_id"])
-                if eid in self._done:
-                    continue  # never count an example twice
-                self._done.add(eid)
-                blocks.append(Block(example_id=eid, lines=tuple(lines), shard=shard.name))
             if i == len(shards) - 1:
                 self._shard, self._shard_count = shard, len(parsed)
+        blocks = list(self.blocks())  # one per example: the latest attempt
+        for b in blocks:
+            self._index(b.example_id, b.attempt, b.lines)
         self._rebuild_derived(blocks)
+
+    def _index(self, eid: str, attempt: int, lines: Any) -> None:
+        self._done.add(eid)
+        self._attempts[eid] = attempt
+        cats = tuple(str((ln.get("verdict") or {}).get("category", "none")) for ln in lines)
+        self._summary[eid] = (cats, any(bool(ln.get("selected")) for ln in lines))
 
     def _rebuild_derived(self, blocks: list[Block]) -> None:
         verified, preds = [], []
@@ -187,6 +211,15 @@ class RunStore:
     def is_done(self, example_id: str) -> bool:
         return example_id in self._done
 
+    def attempt(self, example_id: str) -> int:
+        """The committed attempt of an example (0 if not committed)."""
+        return self._attempts.get(example_id, 0)
+
+    def failed_ids(self, retryable: Callable[[tuple[str, ...], bool], bool]) -> set[str]:
+        """Committed examples for which ``retryable(categories, has_selected)`` is true (categories
+        of the latest attempt's candidates, in index order)."""
+        return {eid for eid, (cats, sel) in self._summary.items() if retryable(cats, sel)}
+
     # -- appending --------------------------------------------------------------------------
     def _shard_fd(self) -> int:
         if self._fd is not None and self._shard_count < self.shard_examples:
@@ -203,17 +236,21 @@ class RunStore:
 
     def write_example(self, example: Example, candidates: list[Candidate], *,
                       selected: int | None = None, prediction: Any = None, votes: dict[str, int] | None = None,
-                      with_prediction: bool = False, extra: list[dict[str, Any]] | None = None) -> None:
+                      with_prediction: bool = False, extra: list[dict[str, Any]] | None = None,
+                      replace: bool = False) -> None:
         """Commit one example: all its candidates in one write + fsync, then its verified line.
 
         ``selected``: the index of the chosen passing candidate (or None). ``with_prediction``
         stores ``prediction``/``votes`` (the majority answer, for ``--no-labels``).
         ``extra``: per-candidate extra keys merged into each line (e.g. ``duplicate_of``).
+        ``replace``: commit an already committed example again (a retry); the new block
+        supersedes the old one (see the module docstring). Committing twice otherwise is an error.
         """
         if not candidates:
             raise ValueError(f"example {example.id!r}: at least one candidate is needed")
-        if example.id in self._done:
+        if example.id in self._done and not replace:
             raise ValueError(f"example {example.id!r} is already committed")
+        attempt = self._attempts.get(example.id, 0) + 1
         ex = example.to_dict()
         n = len(candidates)
         lines = []
@@ -223,6 +260,8 @@ class RunStore:
             rec = cand.to_dict()
             rec.update(extra[i] if extra else {})
             rec.update({"example": ex, "n_candidates": n, "selected": selected == i})
+            if attempt > 1:
+                rec["attempt"] = attempt
             if with_prediction:
                 rec["prediction"] = prediction
                 rec["votes"] = votes or {}
@@ -232,7 +271,10 @@ class RunStore:
         _write_all(fd, data)
         os.fsync(fd)
         self._shard_count += 1
-        self._done.add(example.id)
+        self._index(example.id, attempt, [json.loads(line) for line in lines])
+        if attempt > 1:  # the derived files hold the superseded block: rebuilt on close (and on open)
+            self._stale_derived = True
+            return
         if selected is not None:
             cand = json.loads(lines[selected])
             if cand.get("verdict") and cand["verdict"].get("lenient"):
@@ -265,6 +307,9 @@ class RunStore:
             if fd is not None:
                 os.close(fd)
                 setattr(self, attr, None)
+        if self._stale_derived:
+            self._rebuild_derived(list(self.blocks()))
+            self._stale_derived = False
 
     def __enter__(self) -> "RunStore":
         return self
@@ -274,15 +319,17 @@ class RunStore:
 
     # -- reading ----------------------------------------------------------------------------
     def blocks(self) -> Iterator[Block]:
-        """Committed examples in write order (torn tails and repeats skipped)."""
-        seen: set[str] = set()
+        """Committed examples in first-commit order, one block each: the latest attempt (torn
+        tails skipped; of equal attempts the first)."""
+        latest: dict[str, Block] = {}
         for shard in self.shards():
             parsed, _ = _parse_blocks(shard.read_bytes())
             for lines in parsed:
-                eid = str(lines[0]["example_id"])
-                if eid not in seen:
-                    seen.add(eid)
-                    yield Block(example_id=eid, lines=tuple(lines), shard=shard.name)
+                block = Block(example_id=str(lines[0]["example_id"]), lines=tuple(lines), shard=shard.name)
+                old = latest.get(block.example_id)
+                if old is None or block.attempt > old.attempt:
+                    latest[block.example_id] = block
+        yield from latest.values()
 
 
 def read_candidates(root: str | Path) -> Iterator[tuple[Example, Candidate, dict[str, Any]]]:

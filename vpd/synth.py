@@ -12,9 +12,13 @@ Without labels (``labels=False``) nothing is verified; each example's prediction
 answer over its candidates (``predictions.jsonl``), i.e. programs as a zero-shot solver.
 
 Bad input never stops a run: malformed dataset lines are counted (``bad_lines``), unreadable
-images, LLM failures (refused, timed out, 429 after retries), completions without code, syntax
-errors, rejected programs, runtime errors and timeouts are each recorded as candidates with a
-failure category. Python API: :func:`run_synth` with a :class:`SynthConfig`.
+images, LLM failures (refused, timed out, 429 after retries), tool backend failures, completions
+without code, syntax errors, rejected programs, program errors and timeouts are each recorded as
+candidates with a failure category (:mod:`vpd.synth_failures`). Infrastructure failures (LLM, tool
+backend) are retryable: ``--resume`` redoes the examples they cost (``retry_failed``), and a
+session stops with :class:`InfrastructureFailureError` after ``max_infra_failures`` consecutive
+ones (or when all of its candidates failed so) — committed work stays, the run is resumable.
+Python API: :func:`run_synth` with a :class:`SynthConfig`.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from vpd.images import ImageLoadError, load_image
 from vpd.programs.sampler_base import sampler_identity
 from vpd.runs import RunStore
 from vpd.selection import majority_answer, select
+from vpd.synth_failures import (DEFAULT_MAX_INFRA_FAILURES, FailureStreak, InfrastructureFailureError,
+                                backend_failure, failure_category, is_retryable)
 from vpd.synth_sampling import (ChunkSampler, SampledChunk, default_llm_batch, is_remote,
                                 sampled_chunks)
 from vpd.types import Candidate, Example, Trace, Verdict
@@ -41,8 +47,20 @@ from vpd.types import Candidate, Example, Trace, Verdict
 #: Config keys that must match when resuming a run.
 RESUME_KEYS = ("data", "llm", "tools", "k", "reuse", "labels", "fewshot", "seed", "temperature",
                "select", "split", "limit", "max_tokens", "checker", "greedy_first")
-#: A resumed run may change the sampler's options (``?concurrency=…``), not its model.
-RESUME_COMPARE = {"llm": sampler_identity}
+
+
+def llm_identity(spec: str) -> str:
+    """Which model a run uses, for ``--resume``: the spec without its options and, for an
+    OpenAI-compatible endpoint, without its address (``openai:m@http://a/v1`` and
+    ``openai-completions:m@http://b/v1`` are the same model ``openai-completions:m``)."""
+    from vpd.programs.sampler_openai import openai_model_identity
+
+    return openai_model_identity(spec) or sampler_identity(spec)
+
+
+#: A resumed run may change the sampler's options (``?concurrency=…``) and an endpoint's address,
+#: not its model; each session records the spec it used (``sessions[i].llm``).
+RESUME_COMPARE = {"llm": llm_identity}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,6 +95,8 @@ class SynthConfig:
     dedupe: bool = True  # run each distinct (AST-normalised) program once per image; False runs every candidate
     share_analyses: bool = True  # cache a backend's per-image analysis, so new queries on an image reuse it
     allow_prompt_change: bool = False  # --resume even if the prompt fingerprint differs from the run's
+    retry_failed: bool | None = None  # redo examples that infrastructure failures cost; None = with --resume
+    max_infra_failures: int = DEFAULT_MAX_INFRA_FAILURES  # consecutive LLM/tool-backend failures that stop; 0 never
     require_isolation: bool = False  # refuse to run unless every sandbox OS layer is active (vpd.sandbox.isolation)
     progress: bool = True
 
@@ -144,6 +164,10 @@ class SessionStats:
     image_errors: int = 0
     prompt_fingerprint: str | None = None  # the prompts this session sent (see LLMProgramWriter)
     sampling: dict[str, Any] = field(default_factory=dict)  # the SamplingPlan used
+    llm: str = ""  # the --llm spec of this session (an endpoint's address/options may change on resume)
+    llm_changed_from: str | None = None  # the previous session's spec, when this one differs
+    retried: int = 0  # committed examples redone (their infrastructure failures retried)
+    stopped: str | None = None  # why the session stopped early (InfrastructureFailureError), else None
     isolation: dict[str, Any] | None = None  # the sandbox's OS layers (Isolation.to_dict); None: no sandbox
 
     def to_dict(self) -> dict[str, Any]:
@@ -306,23 +330,6 @@ def select_examples(cfg: SynthConfig) -> tuple[list[Example], dict[str, int]]:
     return out, counts
 
 
-def failure_category(status: str, error: str | None) -> str:
-    """Execution status -> failure category (``none`` for ok)."""
-    if status == "ok":
-        return "none"
-    if error and error.startswith("SyntaxError"):
-        return "syntax"
-    if status == "rejected":
-        return "syntax" if error and "SyntaxError" in error else "rejected"
-    if status == "timeout":
-        return "timeout"
-    if status == "killed":
-        return "killed"
-    if error and ("ImageLoadError" in error or "cannot identify image" in error):
-        return "image_error"
-    return "runtime_error"
-
-
 def run_synth(cfg: SynthConfig, *, writer: ProgramWriter | None = None, executor: Executor | None = None,
               sampler: Any = None, on_example: Callable[[Example, list[Candidate]], None] | None = None,
               toolbox: Any = None) -> SynthResult:
@@ -333,17 +340,27 @@ def run_synth(cfg: SynthConfig, *, writer: ProgramWriter | None = None, executor
     ``toolbox`` (a :class:`~vpd.tools.Toolbox` or ``ToolServer``) replaces the one loaded from
     ``cfg.tools`` (e.g. the Ray engine's actor-backed tools); the caller owns it: it is used and
     its stats recorded, but not closed here.
+
+    Raises :class:`InfrastructureFailureError` when the session stops for infrastructure failures
+    (after committing what it did and writing the report; ``--resume`` goes on).
     """
     from vpd import synth_report
 
     stats = SessionStats()
+    stats.llm = cfg.llm
     started = time.time()
     t0 = time.perf_counter()
     examples, counts = select_examples(cfg)
-    store = RunStore.open(cfg.out, cfg.to_dict(), resume=cfg.resume, overwrite=cfg.overwrite,
+    resume = cfg.resume or cfg.retry_failed is True  # --retry-failed continues the run
+    retry = cfg.retry_failed if cfg.retry_failed is not None else resume
+    store = RunStore.open(cfg.out, cfg.to_dict(), resume=resume, overwrite=cfg.overwrite,
                           check_keys=RESUME_KEYS, compare_as=RESUME_COMPARE)
-    pending = [ex for ex in examples if not store.is_done(ex.id)]
+    stats.llm_changed_from = _previous_llm(store, cfg.llm)
+    redo = store.failed_ids(lambda cats, sel: is_retryable(cats, selected=sel, labels=cfg.labels)) if retry else set()
+    pending = [ex for ex in examples if not store.is_done(ex.id) or ex.id in redo]
+    stats.retried = sum(ex.id in redo for ex in pending)
     stats.stage_s["load"] += time.perf_counter() - t0
+    stopped: InfrastructureFailureError | None = None
 
     owned: list[Any] = []
     owns_toolbox = toolbox is None
@@ -386,7 +403,10 @@ def run_synth(cfg: SynthConfig, *, writer: ProgramWriter | None = None, executor
             t = time.perf_counter()
             warm(list(dict.fromkeys((ex.question, ex.choices) for ex in pending)))
             stats.stage_s["load"] += time.perf_counter() - t
-        _process(cfg, pending, writer, executor, store, stats, judge_gen, on_example, checkpoint, plan)
+        try:
+            _process(cfg, pending, writer, executor, store, stats, judge_gen, on_example, checkpoint, plan)
+        except InfrastructureFailureError as exc:
+            stopped, stats.stopped = exc, str(exc)
     finally:
         for obj in owned:
             close = getattr(obj, "close", None)
@@ -404,7 +424,18 @@ def run_synth(cfg: SynthConfig, *, writer: ProgramWriter | None = None, executor
         store.close()
     report = synth_report.build_report(cfg.out)
     RunStore(cfg.out).write_report(report)
+    if stopped is not None:
+        raise stopped
     return SynthResult(out=Path(cfg.out), report=report)
+
+
+def _previous_llm(store: RunStore, llm: str) -> str | None:
+    """The spec of the run's last session (or first config), when it differs from ``llm``."""
+    manifest = store.read_manifest()
+    sessions = manifest.get("sessions") or []
+    prev = sessions[-1].get("llm") if sessions else None
+    prev = prev or (manifest.get("config") or {}).get("llm")
+    return prev if prev and prev != llm else None
 
 
 def _save_session(store: RunStore, cfg: SynthConfig, counts: dict[str, Any], sampler: Any, started: float,
@@ -417,7 +448,8 @@ def _save_session(store: RunStore, cfg: SynthConfig, counts: dict[str, Any], sam
     if toolbox is not None and hasattr(toolbox, "batch_stats"):
         tstats["batches"] = toolbox.batch_stats()
     session = {"started": started, "finished": time.time(), **stats.to_dict(), "toolbox": tstats,
-               "pending_at_start": pending}
+               "pending_at_start": pending,
+               "sampler": sampler.describe() if hasattr(sampler, "describe") else None}
     manifest = store.read_manifest() or _manifest(cfg, store, counts, None, sampler, started)
     sessions = [s for s in manifest.get("sessions", []) if s.get("started") != started]
     manifest["sessions"] = sessions + [session]
@@ -490,6 +522,7 @@ def _process(cfg: SynthConfig, pending: list[Example], writer: ProgramWriter, ex
     groups = list(_groups(pending, cfg.reuse).values())
     progress = _progress(cfg.progress, len(pending))
     verified = 0
+    streak = FailureStreak(cfg.max_infra_failures)
     with progress:
         task = progress.add_task("synth", total=len(pending), verified=0)
         chunks = [groups[g0:g0 + plan.llm_batch] for g0 in range(0, len(groups), plan.llm_batch)]
@@ -556,14 +589,16 @@ def _process(cfg: SynthConfig, pending: list[Example], writer: ProgramWriter, ex
                 stats.stage_s["check"] += time.perf_counter() - t
                 t = time.perf_counter()
                 store.write_example(ex, cands, selected=chosen, prediction=prediction, votes=votes,
-                                    with_prediction=not cfg.labels, extra=extra)
+                                    with_prediction=not cfg.labels, extra=extra, replace=store.is_done(ex.id))
                 stats.stage_s["write"] += time.perf_counter() - t
                 stats.examples_written += 1
                 verified += chosen is not None
                 if on_example is not None:
                     on_example(ex, cands)
                 progress.update(task, advance=1, verified=verified)
+                streak.add(cands)  # raises after N consecutive infrastructure failures (all committed)
             checkpoint()
+    streak.finish()
 
 
 def _checker(ex: Example, cfg: SynthConfig, judge_gen: Any) -> Any:
@@ -610,11 +645,20 @@ def _candidates(ex: Example, row: list[Sample], dup_of: list[int | None], slots:
             trace = Trace.from_dict(trace) if isinstance(trace, dict) else Trace()
         timings["exec_s"] = 0.0 if dup_of[i] is not None else round(float(getattr(res, "elapsed_s", 0.0) or 0.0), 4)
         category = failure_category(status, error)
+        broken = backend_failure(trace)  # a tool backend failed under the program, even if it caught it
         if category != "none":
+            if broken and category == "program_error":
+                category, error = "tool_error", error or broken
             verdict = Verdict(strict=False, lenient=False, checker=checker.name, category=category,
                               detail=(error or "")[:500])
         elif cfg.labels and ex.answer is not None:
             verdict = checker.check(answer, ex)
+            if broken and not verdict.lenient:
+                verdict = Verdict(strict=False, lenient=False, checker=checker.name, category="tool_error",
+                                  detail=broken[:500])
+        elif broken:
+            verdict = Verdict(strict=False, lenient=False, checker=checker.name, category="tool_error",
+                              detail=broken[:500])
         else:
             verdict = Verdict(strict=False, lenient=False, checker=checker.name, category="none",
                               detail="not checked (no labels)")

@@ -7,6 +7,9 @@ after a resume as after an uninterrupted run. pass@k uses the unbiased estimator
     pass@k = 1 - C(n - c, k) / C(n, k)      (1 when n - c < k)
 
 averaged over examples. ``verified_share`` is the share of examples with a chosen program.
+``retryable`` counts examples that infrastructure failures (``llm_error``, ``tool_error``) cost a
+candidate and that ``--resume`` would redo (:mod:`vpd.synth_failures`); ``stopped`` is the last
+session's reason for stopping early, if it did.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from typing import Any
 
 from vpd.checkers import checker_for
 from vpd.runs import RunStore
+from vpd.synth_failures import INFRASTRUCTURE, LEGACY_CATEGORIES, is_retryable
 from vpd.types import Example
 
-CATEGORIES = ("none", "no_code", "syntax", "llm_error", "image_error", "rejected", "runtime_error",
+CATEGORIES = ("none", "no_code", "syntax", "llm_error", "tool_error", "image_error", "rejected", "program_error",
               "timeout", "killed", "wrong_answer")
 REPORT_VERSION = "1"
 
@@ -49,9 +53,10 @@ def build_report(run: str | Path) -> dict[str, Any]:
     tool_calls = cached_calls = tool_errors = 0
     programs = unique = 0
     exec_s = 0.0
-    n_examples = image_error_examples = 0
+    n_examples = image_error_examples = retryable = 0
     for block in store.blocks():
         n_examples += 1
+        retryable += is_retryable(block.categories(), selected=block.selected() is not None, labels=labels)
         image_error_examples += any((ln.get("verdict") or {}).get("category") == "image_error" for ln in block.lines)
         ex = Example.from_dict(block.example)
         lines = block.lines
@@ -74,7 +79,8 @@ def build_report(run: str | Path) -> dict[str, Any]:
                 row["labelled"] += 1
         for ln in lines:
             verdict = ln.get("verdict") or {}
-            cats[verdict.get("category", "none")] += 1
+            category = verdict.get("category", "none")
+            cats[LEGACY_CATEGORIES.get(category, category)] += 1
             strict_lenient[(bool(verdict.get("strict")), bool(verdict.get("lenient")))] += 1
             programs += 1
             if ln.get("duplicate_of") is None and ln.get("status") not in ("not_run",):
@@ -128,6 +134,9 @@ def build_report(run: str | Path) -> dict[str, Any]:
         # committed candidates say it even after a SIGKILL; sessions also count examples without code
         "image_errors": max(image_error_examples, sum(int(s.get("image_errors", 0)) for s in sessions)),
         "sessions": len(sessions),
+        "retryable": retryable,
+        "infrastructure_failures": {c: cats.get(c, 0) for c in sorted(INFRASTRUCTURE)},
+        "stopped": sessions[-1].get("stopped") if sessions else None,
         "versions": manifest.get("versions", {}),
     }
     return report
@@ -190,7 +199,11 @@ def print_report(report: dict[str, Any], console: Any = None) -> None:
         s.add_row("bad dataset lines", str(inp["bad_lines"]))
     if report.get("image_errors"):
         s.add_row("unreadable images", str(report["image_errors"]))
+    if report.get("retryable"):
+        s.add_row("retryable (LLM / tool backend failed; --resume redoes)", str(report["retryable"]))
     console.print(s)
+    if report.get("stopped"):
+        console.print(f"[red]{report['stopped']}[/red]")
 
 
 def _pct(v: Any) -> str:
