@@ -54,6 +54,13 @@ def synth(
     require_isolation: bool = typer.Option(False, "--require-isolation",
                                            help="Refuse to run unless every sandbox OS layer (network namespace, "
                                                 "uid drop, no_new_privs, not dumpable, rlimits) is active."),
+    retry_failed: Optional[bool] = typer.Option(None, "--retry-failed/--no-retry-failed",
+                                                help="Redo the examples that LLM or tool-backend failures "
+                                                     "(llm_error, tool_error) cost a candidate. Default: on "
+                                                     "with --resume; --retry-failed alone resumes the run."),
+    max_infra_failures: int = typer.Option(20, "--max-infra-failures", min=0,
+                                           help="Stop (exit 3, resumable) after this many consecutive "
+                                                "candidates failed at the LLM or at a tool backend; 0 never."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     engine: str = typer.Option("local", "--engine", help="local (this machine) | ray (shards as Ray tasks; pip install vpd[ray])."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (HOST:6379 | auto); default: start a local one."),
@@ -78,7 +85,8 @@ def synth(
                       workers=workers, seed=seed, temperature=temperature, select=select, max_tokens=max_tokens,
                       timeout_s=timeout_s, memory_mb=memory_mb, cache=cache, checker=checker, judge=judge,
                       llm_batch=llm_batch, overlap=overlap, greedy_first=greedy_first, share_analyses=shared_analyses,
-                      allow_prompt_change=allow_prompt_change, require_isolation=require_isolation,
+                      allow_prompt_change=allow_prompt_change, retry_failed=retry_failed,
+                      max_infra_failures=max_infra_failures, require_isolation=require_isolation,
                       progress=not quiet)
     from vpd.programs.sampler_base import SamplerOptionError
     from vpd.runs import ConfigMismatchError, RunExistsError
@@ -100,8 +108,16 @@ def synth(
 
         raise typer.Exit(run_ray_cli(cfg, address=address, shards=shards, tool_actors=tool_actors,
                                      actor_gpus=actor_gpus))
+    from vpd.synth_failures import InfrastructureFailureError
+
     try:
         result = run_synth(cfg)
+    except InfrastructureFailureError as exc:
+        from vpd.runs import RunStore
+
+        done = len(RunStore(out).done_ids()) if Path(out).is_dir() else 0
+        typer.secho(f"vpd synth: {exc} ({done} examples are committed in {out})", fg="red", err=True)
+        raise typer.Exit(3)
     except (RunExistsError, ConfigMismatchError, SamplerOptionError, IsolationError) as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(2)
