@@ -9,13 +9,16 @@ Three ways to get predictions, one scorer (the benchmark's, :mod:`vpd.benchmarks
 
 ``results.json`` holds the metrics, slices, counts, the scorer version, the benchmark's reference,
 the data files' hash (sha256 of their bytes, first 16 hex digits), what produced the predictions
-(model/run ids) and the vpd version. :func:`compare_results` puts two result files side by side.
+(a model's id covers its config and the full content of its weights: :func:`model_identity`; run
+ids) and the vpd version. Everything written is strict JSON: a NaN/±Infinity score is dropped from
+its prediction with an ``error``, a non-finite metric becomes ``null`` with a note. :func:`compare_results` puts two result files side by side.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,7 +93,12 @@ def write_predictions(bench: Benchmark, examples: list, answers: dict[str, dict[
             for k in ("score", "rationale", "status", "error"):
                 if ans.get(k) is not None:
                     rec[k] = ans[k]
-            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            score = rec.get("score")
+            if isinstance(score, float) and not math.isfinite(score):
+                del rec["score"]  # JSON has no NaN/Infinity: the item is scored without it, and says why
+                rec["error"] = f"{rec['error']}; " if rec.get("error") else ""
+                rec["error"] += f"non-finite score {score!r} rejected"
+            fh.write(json.dumps(rec, ensure_ascii=False, allow_nan=False, default=str) + "\n")
     return path
 
 
@@ -129,8 +137,10 @@ def evaluate_model(benchmark: str | Benchmark, data: str | Path, model: str | Pa
         for ex_id, prob in yes_probabilities(model, examples, batch_size=batch_size).items():
             answers.setdefault(ex_id, {"id": ex_id, "prediction": ""})["score"] = prob
     preds_path = write_predictions(bench, examples, answers, out / "predictions.jsonl")
+    ident = model_identity(model)
     rec = evaluate_predictions(bench, data, preds_path, strict=strict,
-                               source={"kind": "model", "model": str(model), "model_id": _model_id(model)})
+                               source={"kind": "model", "model": str(model), **ident,
+                                       "model_id": ident.get("model_id") or str(model)})
     return _with_notes(rec, errors)
 
 
@@ -162,11 +172,55 @@ def _with_notes(rec: EvalRecord, errors: list[str]) -> EvalRecord:
 
 
 def _model_id(model: str | Path) -> str:
-    """A short id of a checkpoint: hash of its config.json (or the path when absent)."""
-    cfg = Path(model) / "config.json"
-    if cfg.is_file():
-        return hashlib.sha256(cfg.read_bytes()).hexdigest()[:12]
-    return str(model)
+    """A short id of a checkpoint (see :func:`model_identity`), or the path when there is none."""
+    return model_identity(model).get("model_id") or str(model)
+
+
+def identity_files(model: str | Path) -> list[Path]:
+    """The files that make a checkpoint what it is: a single file itself; in a folder every file
+    outside ``state/`` (config.json, tokenizer …) and, of an orbax ``state/<step>/`` history, only
+    the latest step (the one loaded for prediction). Hidden files are left out."""
+    from vpd.tools.backends._weights import weight_files
+
+    root = Path(model)
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        return []
+    files = [f for f in weight_files(root) if f.relative_to(root).parts[0] != "state"]
+    state = root / "state"
+    steps = [d for d in state.iterdir() if d.is_dir() and d.name.isdigit()] if state.is_dir() else []
+    if steps:
+        files += weight_files(max(steps, key=lambda d: int(d.name)))
+    return sorted(files)
+
+
+def model_identity(model: str | Path) -> dict[str, JSON]:
+    """``{"model_id", "config_hash", "weights_hash", "model_step"}`` of a checkpoint (12 hex digits
+    each; {} when ``model`` is no file or folder). ``model_id`` covers the config **and** the full
+    content of every :func:`identity_files` file, so two students with one config but different
+    weights get different ids. File digests are memoised by (path, size, mtime) in process and on
+    disk (:mod:`vpd.tools.backends._weights`): a checkpoint is read once, not at every eval."""
+    from vpd.tools.backends._weights import file_digest
+
+    root = Path(model)
+    files = identity_files(root)
+    if not files:
+        return {}
+    base = root if root.is_dir() else root.parent
+    lines = {f.relative_to(base).as_posix(): file_digest(f) for f in files}
+    cfg = lines.get("config.json")
+
+    def digest(items: dict[str, str]) -> str:
+        h = hashlib.sha256()
+        for name, d in sorted(items.items()):
+            h.update(name.encode() + b"\0" + d.encode() + b"\n")
+        return h.hexdigest()[:12]
+
+    step_dirs = {Path(n).parts[1] for n in lines if n.startswith("state/") and len(Path(n).parts) > 2}
+    return {"model_id": digest(lines), "config_hash": cfg[:12] if cfg else None,
+            "weights_hash": digest({n: d for n, d in lines.items() if n != "config.json"}),
+            "model_step": int(next(iter(step_dirs))) if len(step_dirs) == 1 else None}
 
 
 # --------------------------------------------------------------------------------------------
@@ -176,14 +230,30 @@ def write_results(rec: EvalRecord, out: str | Path) -> Path:
     """Write ``results.json``, ``results.md`` and ``per_item.jsonl`` into ``out``; returns the json path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    d = rec.to_dict()
-    (out / "results.json").write_text(json.dumps(d, indent=2, ensure_ascii=False, default=str) + "\n",
-                                      encoding="utf-8")
+    notes: list[str] = []
+    d = _finite(rec.to_dict(), "", notes)
+    if notes:
+        d["notes"] = list(d.get("notes") or []) + notes[:20]
+    (out / "results.json").write_text(json.dumps(d, indent=2, ensure_ascii=False, default=str, allow_nan=False)
+                                      + "\n", encoding="utf-8")
     (out / "results.md").write_text(results_markdown(d), encoding="utf-8")
     with (out / "per_item.jsonl").open("w", encoding="utf-8") as fh:
         for row in rec.results.per_item:
-            fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            row = _finite(row, "per_item", [])
+            fh.write(json.dumps(row, ensure_ascii=False, default=str, allow_nan=False) + "\n")
     return out / "results.json"
+
+
+def _finite(value: Any, where: str, notes: list[str]) -> Any:
+    """``value`` with every NaN/±Infinity float replaced by None (each noted in ``notes``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        notes.append(f"{where or 'value'} was {value!r} (not a finite number): written as null")
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v, f"{where}.{k}" if where else str(k), notes) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v, f"{where}[{i}]", notes) for i, v in enumerate(value)]
+    return value
 
 
 def load_results(path: str | Path) -> dict[str, JSON]:

@@ -96,6 +96,10 @@ def eval_cmd(
         sub = bench.write_submission(items, preds, out / "submission.tsv")
         console.print(f"submission: {sub}")
     _print_results(rec.to_dict())
+    if rec.source.get("kind") == "model":
+        src = rec.source
+        console.print(f"model {src.get('model')}: id {src.get('model_id')} (config {src.get('config_hash')}, "
+                      f"weights {src.get('weights_hash')}, step {src.get('model_step')})")
     console.print(f"wrote {path} and {out / 'results.md'}")
 
 
