@@ -147,3 +147,11 @@ def test_protocol_is_strict_json_both_ways():
     body = b'{"type": "result", "answer": NaN}'
     with pytest.raises(protocol.ProtocolError):
         protocol.decode(body)
+
+
+def test_records_refuse_to_serialise_nan():
+    from vpd.types import Box, Candidate
+
+    with pytest.raises(ValueError, match="Candidate holds a NaN/Infinity number"):
+        Candidate(example_id="e", index=0, program=None, answer=float("nan")).to_json()
+    assert json.loads(Box(x0=0, y0=0, x1=1.5, y1=2).to_json())["x1"] == 1.5

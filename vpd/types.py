@@ -49,7 +49,12 @@ class _Record:
         return cls(**kwargs)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True)
+        """Strict JSON; ValueError naming the record when it holds NaN or ±Infinity."""
+        try:
+            return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True, allow_nan=False)
+        except ValueError as exc:
+            raise ValueError(f"{type(self).__name__} holds a NaN/Infinity number, which JSON has no "
+                             f"representation for ({exc})") from None
 
     @classmethod
     def from_json(cls, text: str) -> Self:
