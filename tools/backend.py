@@ -27,16 +27,30 @@ synth shard whose models live in a tool actor) answers locally::
     def answer_context(self): return {"classes": self.class_names}       # optional
     @classmethod
     def answer_from(cls, context, tool, analysis, query): ...            # filter by query
+
+**Settings and cache keys.** A backend lists every option it accepts in ``settings`` (name ->
+default) and sorts each into ``key_settings`` (can change an answer: thresholds, prompts,
+``max_new_tokens``, dtype …) or ``runtime_settings`` (cannot: device, batch size, timeouts);
+options naming weights (``weight_options``, or a model backend's ``weight_keys``) are keyed by the
+*content* of the files, never by their path. Deny by default: registration refuses a setting left
+unsorted or a sorted name that is not a setting, and construction refuses an unknown option
+("did you mean …"). :meth:`Backend.cache_tag` = name, version, a digest of the effective key
+settings (defaults filled in) and the full-content weight hash::
+
+    settings = {"threshold": 0.3, "max_batch": 8}
+    key_settings = frozenset({"threshold"})
+    runtime_settings = frozenset({"max_batch"})
 """
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, ClassVar, Mapping
 
 from PIL import Image
 
 from vpd.registry import Registry
-from vpd.tools.cache_keys import TEXT_MODES, normalise_value
+from vpd.tools.cache_keys import TEXT_MODES, normalise_value, settings_digest
 from vpd.tools.errors import ToolError
 from vpd.tools.specs import TOOLS
 
@@ -59,16 +73,68 @@ class Backend:
     #: Tools answered from :meth:`analyse` + :meth:`answer` (see the module docstring).
     analysed: ClassVar[frozenset[str]] = frozenset()
 
+    #: Every option the backend accepts (name -> default; ``None`` = unset). Read with :meth:`setting`.
+    settings: ClassVar[Mapping[str, Any]] = {}
+    #: The settings that can change an answer: their effective values are part of every cache key.
+    key_settings: ClassVar[frozenset[str]] = frozenset()
+    #: The settings that cannot change an answer (device, batch size, timeouts, cache sizes).
+    runtime_settings: ClassVar[frozenset[str]] = frozenset()
+    #: Options naming weight files/folders: keyed by content (:meth:`weight_hash`), not by path.
+    weight_options: ClassVar[frozenset[str]] = frozenset()
+
     def __init__(self, **options: Any) -> None:
+        unknown = sorted(set(options) - self.option_names())
+        if unknown:
+            known = sorted(self.option_names())
+            close = difflib.get_close_matches(unknown[0], known, n=2, cutoff=0.6)
+            hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            raise ToolError(f"backend {self.name or type(self).__name__!r}: unknown option(s) "
+                            f"{', '.join(repr(u) for u in unknown)}{hint} (options: {', '.join(known) or 'none'})")
         self.options = options
+
+    @classmethod
+    def weight_option_names(cls) -> frozenset[str]:
+        """The options naming weight files/folders."""
+        return frozenset(cls.weight_options)
+
+    @classmethod
+    def option_names(cls) -> frozenset[str]:
+        """Every option the constructor accepts: the settings plus the weight options."""
+        return frozenset(cls.settings) | cls.weight_option_names()
+
+    def setting(self, name: str) -> Any:
+        """The effective value of setting ``name``: the option as given, else the declared default;
+        coerced to the default's type when that is a number or a string."""
+        if name not in self.settings:
+            raise KeyError(f"backend {self.name!r} reads undeclared setting {name!r} (declare it in `settings`)")
+        default = self.settings[name]
+        value = self.options.get(name, default)
+        if value is None or default is None or isinstance(default, bool):
+            return value
+        try:
+            if isinstance(default, (int, float, str)):
+                return type(default)(value)
+        except (TypeError, ValueError):
+            raise ToolError(f"backend {self.name!r}: option {name!r} must be a {type(default).__name__}, "
+                            f"got {value!r}") from None
+        return value
 
     # -- identity (used in tool-cache keys) -------------------------------------------------
     def weight_hash(self) -> str:
-        """A short hash of the weights in use ('' when the backend has none)."""
+        """A short full-content hash of the weights in use ('' when the backend has none)."""
         return ""
 
+    def effective_setting(self, name: str) -> Any:
+        """A key setting's value as it acts on answers (override to resolve, e.g. ``dtype: auto``)."""
+        return self.setting(name)
+
+    def effective_settings(self) -> dict[str, Any]:
+        """``{name: effective value}`` of every key setting (defaults filled in)."""
+        return {k: self.effective_setting(k) for k in sorted(self.key_settings)}
+
     def cache_tag(self) -> str:
-        return f"{self.name}:{self.version}:{self.weight_hash()}"
+        """``name:version:settings digest:weight hash`` (``-`` for a backend without key settings)."""
+        return f"{self.name}:{self.version}:{settings_digest(self.effective_settings())}:{self.weight_hash()}"
 
     def canonical_args(self, tool: str, args: Mapping[str, Any]) -> dict[str, Any]:
         """The arguments as the cache key sees them: equal only if this backend answers equally.
@@ -189,7 +255,30 @@ def register_backend(name: str):
                              or cls.answer_from.__func__ is Backend.answer_from.__func__):  # type: ignore[attr-defined]
             raise ValueError(f"backend {name!r} declares analysed tools {sorted(cls.analysed)} but does not "
                              "implement both analyse() and answer_from()")
+        check_settings(cls)
         BACKENDS.add(name, cls)
         return cls
 
     return deco
+
+
+def check_settings(cls: type[Backend]) -> None:
+    """Refuse a backend whose settings are not each sorted into exactly one of ``key_settings`` /
+    ``runtime_settings``, whose sorted names are not settings, or whose settings shadow weight options."""
+    name, settings = cls.name or cls.__name__, set(cls.settings)
+    problems = []
+    for attr in ("key_settings", "runtime_settings"):
+        bad = set(getattr(cls, attr)) - settings
+        if bad:
+            problems.append(f"{attr} {sorted(bad)} are not settings")
+    both = set(cls.key_settings) & set(cls.runtime_settings)
+    if both:
+        problems.append(f"{sorted(both)} are both key and runtime settings")
+    unsorted = settings - set(cls.key_settings) - set(cls.runtime_settings)
+    if unsorted:
+        problems.append(f"settings {sorted(unsorted)} are in neither key_settings nor runtime_settings")
+    shadow = settings & set(cls.weight_option_names())
+    if shadow:
+        problems.append(f"settings {sorted(shadow)} are also weight options")
+    if problems:
+        raise ValueError(f"backend {name!r}: " + "; ".join(problems))

@@ -1,8 +1,10 @@
 """The tool-result cache: an in-memory LRU in front of an on-disk SQLite store.
 
 Keys are :meth:`vpd.tools.Toolbox.cache_key` strings — image content hash, tool, normalised
-arguments, backend name + version + weight hash — so a result is reused across programs, runs
-and processes exactly when the same backend would compute it again. Values are the tool's JSON
+arguments, and the backend's tag: name + version + a digest of its effective answer-changing
+settings (thresholds, prompts, ``max_new_tokens``, dtype …; :attr:`Backend.key_settings
+<vpd.tools.backend.Backend.key_settings>`) + a full-content weight hash — so a result is reused
+across programs, runs and processes exactly when the same backend would compute it again. Values are the tool's JSON
 result (never None).
 
 The SQLite file uses WAL journaling and a busy timeout, so many threads (one connection each) and
@@ -27,7 +29,8 @@ _log = logging.getLogger(__name__)
 
 #: Bump when the stored value format or the key scheme changes; older rows are then ignored.
 #: 2: per-backend argument normalisation (``Backend.canonical_args``) instead of lower-casing all.
-CACHE_FORMAT = "2"
+#: 3: backend tags carry a digest of the effective answer-changing settings and a full-content weight hash.
+CACHE_FORMAT = "3"
 
 
 def default_cache_path() -> Path:

@@ -1,5 +1,9 @@
-"""Canonical tool arguments for tool-cache keys: two calls share a key only when the backend would
-answer them identically.
+"""Canonical tool arguments and backend settings for tool-cache keys: two calls share a key only
+when the backend would answer them identically.
+
+A key is ``image hash | tool | canonical args | backend tag``; the tag
+(:meth:`vpd.tools.backend.Backend.cache_tag`) is the backend name, its version, a digest of its
+effective answer-changing settings (:func:`settings_digest`) and a full-content weight hash.
 
 How far a text argument may be normalised depends on how the backend reads it, so each backend
 declares it per tool (``Backend.text_args``, :data:`TEXT_MODES`); a backend that parses its
@@ -11,6 +15,7 @@ left out are the same call.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any, Mapping
 
@@ -52,3 +57,25 @@ def with_defaults(defaults: Mapping[str, Any], args: Mapping[str, Any]) -> dict[
 def args_json(args: Mapping[str, Any]) -> str:
     """Canonical JSON of (already normalised) arguments: sorted keys, tuples as lists."""
     return json.dumps(normalise_value(dict(args), "exact"), sort_keys=True, ensure_ascii=False, default=str)
+
+
+def canonical_setting(value: Any) -> Any:
+    """A setting as JSON-able data: sets sorted, tuples as lists, mappings with sorted keys."""
+    if isinstance(value, (set, frozenset)):
+        return sorted((canonical_setting(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True, default=str))
+    if isinstance(value, (list, tuple)):
+        return [canonical_setting(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): canonical_setting(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def settings_digest(settings: Mapping[str, Any]) -> str:
+    """12 hex digits of sha256 over the canonical JSON of a backend's effective key settings
+    (``-`` when it has none): equal only when every answer-changing setting is equal."""
+    if not settings:
+        return "-"
+    text = json.dumps(canonical_setting(dict(settings)), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

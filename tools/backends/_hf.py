@@ -1,10 +1,17 @@
 """Base class of the model backends that load local checkpoints (transformers and friends).
 
 Options every such backend accepts: ``device`` (``auto`` | ``cpu`` | ``cuda`` | ``cuda:1`` …),
-``half`` (float16 on GPU, default True), ``max_batch`` (overrides the class default), and one
-path option per entry of :attr:`ModelBackend.weight_keys` (defaults are the standard locations
-under ``/models`` used by ``tools/gpu_tools.yaml``). Paths are resolved when the backend is built,
-so a missing checkpoint fails at ``vpd.tools.load`` with the key and path in the message.
+``dtype`` (``auto``: bfloat16 on a GPU that supports it, float32 elsewhere; or ``float32`` |
+``bfloat16`` | ``float16``; the older ``half: true`` means float16), ``max_batch`` (overrides the
+class default), and one path option per entry of :attr:`ModelBackend.weight_keys` (defaults are the
+standard locations under ``/models`` used by ``tools/gpu_tools.yaml``). Paths are resolved when the
+backend is built, so a missing checkpoint fails at ``vpd.tools.load`` with the key and path in the
+message.
+
+transformers models load through :meth:`ModelBackend.load_pretrained`: in the chosen dtype and
+straight onto the device (``from_pretrained(dtype=…, device_map=…)``), never materialised at full
+precision on the host and cast afterwards, so transformers' ``_keep_in_fp32_modules`` (BLIP-2's
+Q-Former, T5's ``wo``) stay float32 under float16.
 """
 
 from __future__ import annotations
@@ -13,7 +20,8 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Sequence
 
 from vpd.tools.backend import Backend
-from vpd.tools.backends._runtime import pick_device, pick_dtype, resolve_weights, weight_hash, weights_found
+from vpd.tools.backends._runtime import (dtype_option, pick_device, pick_dtype, resolve_weights, weight_hash,
+                                         weights_found)
 
 
 class ModelBackend(Backend):
@@ -27,12 +35,17 @@ class ModelBackend(Backend):
     #: per-key override of ``weight_kind`` ("file" | "dir" | "any").
     weight_kinds: ClassVar[dict[str, str]] = {}
     memory_class = "gpu-small"
+    settings = {"device": "auto", "dtype": "auto", "max_batch": None}
+    key_settings = frozenset({"dtype"})  # resolved: auto -> bfloat16 / float32 (see effective_setting)
+    runtime_settings = frozenset({"device", "max_batch"})
 
     def __init__(self, **options: Any) -> None:
+        if "half" in options:  # the older spelling: half: true = float16, half: false = float32
+            options = {**{k: v for k, v in options.items() if k != "half"}, "dtype": dtype_option(options)}
         super().__init__(**options)
-        self.device = pick_device(options.get("device", "auto"))
-        self.dtype = pick_dtype(self.device, bool(options.get("half", True)))
-        self.max_batch = int(options.get("max_batch", type(self).max_batch))
+        self.device = pick_device(self.setting("device"))
+        self.dtype = pick_dtype(self.device, self.setting("dtype"))
+        self.max_batch = int(self.setting("max_batch") or type(self).max_batch)
         self.paths: dict[str, Path] = {}
         for key in self.weight_keys:
             if key not in self.lazy_keys:
@@ -49,8 +62,22 @@ class ModelBackend(Backend):
                                               hint=f"see `vpd tools list` and tools/gpu_tools.yaml for {self.name!r}")
         return self.paths[key]
 
+    @classmethod
+    def weight_option_names(cls) -> frozenset[str]:
+        return frozenset(cls.weight_options) | frozenset(cls.weight_keys)
+
+    def effective_setting(self, name: str) -> Any:
+        if name == "dtype":
+            return str(self.dtype).removeprefix("torch.")  # what ``auto`` resolved to on this device
+        return super().effective_setting(name)
+
     def _load(self) -> None:
         """Load the model(s) of the eagerly resolved keys."""
+
+    def load_pretrained(self, model_cls: Any, path: Path, **kw: Any):
+        """``model_cls.from_pretrained(path)`` in :attr:`dtype`, placed on :attr:`device` while loading
+        (transformers keeps ``_keep_in_fp32_modules`` in float32 under float16), in eval mode."""
+        return model_cls.from_pretrained(path, dtype=self.dtype, device_map={"": self.device}, **kw).eval()
 
     def weight_hash(self) -> str:
         if self._hash is None:
@@ -63,12 +90,9 @@ class ModelBackend(Backend):
         return weights_found(cls.name, {k: opts.get(k, d) for k, d in cls.weight_keys.items()},
                              {k: cls.weight_kinds.get(k, cls.weight_kind) for k in cls.weight_keys})
 
-    def to_device(self, model):
-        """Move a torch model to this backend's device/dtype and set eval mode."""
-        return model.to(self.device, dtype=self.dtype).eval()
-
     def inputs_to_device(self, batch):
-        """Move a processor output to the device; floating tensors take the model dtype."""
+        """Move a processor output to the device; floating tensors take the model dtype (modules
+        transformers keeps in float32 cast their inputs themselves)."""
         import torch
 
         out = {}

@@ -1,23 +1,24 @@
 """Runtime helpers shared by the model backends: device choice, precision, weight paths and hashes.
 
 Conventions: ``device`` option ``"auto"`` (default) picks ``cuda`` when torch sees a GPU, else
-``cpu``; ``half`` (default True) runs float16 on GPU only (CPU always float32). A weight path is
-an existing local file/folder or a Hugging Face repo id already in the local HF cache (never
-downloaded); anything else raises :class:`~vpd.tools.errors.MissingWeights` naming the config key.
+``cpu``; ``dtype`` option ``"auto"`` (default) is bfloat16 on a GPU that supports it and float32
+everywhere else; ``float16`` only when asked (``dtype: float16``, or the older ``half: true``). A
+weight path is an existing local file/folder or a Hugging Face repo id already in the local HF cache
+(never downloaded); anything else raises :class:`~vpd.tools.errors.MissingWeights` naming the config
+key. Weight hashes read every byte (:mod:`vpd.tools.backends._weights`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
-from vpd.tools.errors import MissingWeights
+from vpd.tools.backends._weights import weight_hash
+from vpd.tools.errors import MissingWeights, ToolError
 
-_HASH_BYTES = 4 << 20  # hash the first 4 MB of each weight file (+ its size)
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".onnx", ".ckpt", ".msgpack", ".gguf", ".pkl")
-_hash_cache: dict[tuple[str, float, int], str] = {}
+#: ``dtype`` option values (``auto``: bfloat16 on a bf16-capable GPU, else float32).
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 def pick_device(option: str | None = "auto") -> str:
@@ -29,11 +30,32 @@ def pick_device(option: str | None = "auto") -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def pick_dtype(device: str, half: bool = True):
-    """float16 on a GPU when ``half``; float32 otherwise."""
+def pick_dtype(device: str, dtype: str = "auto"):
+    """The torch dtype for option ``dtype`` (one of :data:`DTYPES`) on ``device``.
+
+    ``auto``: bfloat16 on a CUDA device that supports it, float32 otherwise (CPU, older GPUs);
+    an explicit ``float32`` / ``bfloat16`` / ``float16`` is used as given.
+    """
     import torch
 
-    return torch.float16 if (half and str(device).startswith("cuda")) else torch.float32
+    name = str(dtype)
+    if name not in DTYPES:
+        raise ToolError(f"unknown dtype {name!r} (one of {', '.join(DTYPES)})")
+    if name == "auto":
+        if str(device).startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    return getattr(torch, name)
+
+
+def dtype_option(options: dict[str, Any]) -> str:
+    """The ``dtype`` option, with the older ``half`` folded in (``half: true`` asks for float16,
+    ``half: false`` for float32); giving both is an error."""
+    if "half" in options:
+        if "dtype" in options:
+            raise ToolError("give `dtype` or the older `half`, not both")
+        return "float16" if bool(options["half"]) else "float32"
+    return str(options.get("dtype", "auto"))
 
 
 def resolve_weights(backend: str, key: str, value: Any, *, kind: str = "any", hint: str = "") -> Path:
@@ -77,36 +99,6 @@ def weights_found(backend: str, paths: dict[str, Any], kinds: dict[str, str] | N
         except MissingWeights:
             return f"missing: {key}={value}"
     return "found: " + ", ".join(found) if found else "n/a"
-
-
-def weight_hash(*paths: str | Path) -> str:
-    """sha1 (12 hex) over the weight files under ``paths``: name, size and first 4 MB of each (cached)."""
-    h = hashlib.sha1()
-    for p in paths:
-        for f in _weight_files(Path(p)):
-            h.update(f.name.encode())
-            h.update(_file_hash(f).encode())
-    return h.hexdigest()[:12]
-
-
-def _weight_files(path: Path) -> list[Path]:
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        return []
-    files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix in _WEIGHT_SUFFIXES)
-    return files or sorted(f for f in path.rglob("*") if f.is_file())
-
-
-def _file_hash(path: Path) -> str:
-    st = path.stat()
-    key = (str(path.resolve()), st.st_mtime, st.st_size)
-    if key not in _hash_cache:
-        h = hashlib.sha1(str(st.st_size).encode())
-        with open(path, "rb") as fh:
-            h.update(fh.read(_HASH_BYTES))
-        _hash_cache[key] = h.hexdigest()
-    return _hash_cache[key]
 
 
 def package_file_hash(module: str, *rel: str) -> str:

@@ -28,6 +28,8 @@ class _Generative(ModelBackend, ABC):
     provides = frozenset({"vqa", "caption"})
     batchable = frozenset({"vqa", "caption"})
     max_batch = 8
+    settings = {**ModelBackend.settings, "max_new_tokens": 20}
+    key_settings = ModelBackend.key_settings | {"max_new_tokens"}
 
     def vqa(self, image: Image.Image, question: str) -> str:
         return _unwrap(self.vqa_batch([image], [{"question": question}])[0])
@@ -57,7 +59,7 @@ class _Generative(ModelBackend, ABC):
             kw.update(text=texts, padding=True)
         inputs = self.inputs_to_device(processor(**kw))
         with torch.inference_mode():
-            ids = model.generate(**inputs, max_new_tokens=int(self.options.get("max_new_tokens", 20)),
+            ids = model.generate(**inputs, max_new_tokens=self.setting("max_new_tokens"),
                                  do_sample=False, num_beams=1)
         if strip_prompt and "input_ids" in inputs and ids.shape[1] > inputs["input_ids"].shape[1]:
             ids = ids[:, inputs["input_ids"].shape[1]:]
@@ -86,7 +88,7 @@ class BlipBackend(_Generative):
 
         path = self.paths["model_path"]
         self.processor = BlipProcessor.from_pretrained(path)
-        self.model = self.to_device(BlipForQuestionAnswering.from_pretrained(path))
+        self.model = self.load_pretrained(BlipForQuestionAnswering, path)
         self.caption_model = None
         self.caption_processor = None
 
@@ -110,7 +112,7 @@ class BlipBackend(_Generative):
             path = self.path("caption_model_path")
             self._hash = None  # the weight hash now covers the captioning model too
             self.caption_processor = BlipProcessor.from_pretrained(path)
-            self.caption_model = self.to_device(BlipForConditionalGeneration.from_pretrained(path))
+            self.caption_model = self.load_pretrained(BlipForConditionalGeneration, path)
         return self._generate(self.caption_model, self.caption_processor, images, None, strip_prompt=False)
 
     @classmethod
@@ -124,6 +126,8 @@ class Blip2Backend(_Generative):
 
     weight_keys = {"model_path": "/models/blip2-flan-t5-xxl"}
     memory_class = "gpu-large"
+    settings = {**_Generative.settings, "vqa_prompt": "Question: {question} Answer:", "caption_prompt": ""}
+    key_settings = _Generative.key_settings | {"vqa_prompt", "caption_prompt"}
     needs = "transformers; a local BLIP-2 checkpoint folder"
 
     def _load(self) -> None:
@@ -132,10 +136,10 @@ class Blip2Backend(_Generative):
         path = self.paths["model_path"]
         self.processor = Blip2Processor.from_pretrained(path)
         self.processor.tokenizer.padding_side = "left"
-        self.model = self.to_device(Blip2ForConditionalGeneration.from_pretrained(path))
+        self.model = self.load_pretrained(Blip2ForConditionalGeneration, path)
         self.decoder_only = not self.model.config.use_decoder_only_language_model is False
-        self.vqa_prompt = str(self.options.get("vqa_prompt", "Question: {question} Answer:"))
-        self.caption_prompt = str(self.options.get("caption_prompt", ""))
+        self.vqa_prompt = self.setting("vqa_prompt")
+        self.caption_prompt = self.setting("caption_prompt")
 
     def _vqa(self, images: list[Image.Image], questions: list[str]) -> list[str]:
         texts = [self.vqa_prompt.format(question=q) for q in questions]

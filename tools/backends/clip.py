@@ -30,16 +30,19 @@ class _ImageText(ModelBackend):
     max_batch = 16
     needs = "transformers; a local CLIP/SigLIP checkpoint folder (model + processor)"
     pad_to_max_length: ClassVar[bool] = False
+    settings = {**ModelBackend.settings, "prompt": "a photo of {}", "threshold": 0.6,
+                "negative_properties": DEFAULT_NEGATIVES}
+    key_settings = ModelBackend.key_settings | {"prompt", "threshold", "negative_properties"}
 
     def _load(self) -> None:
         from transformers import AutoModel, AutoProcessor
 
         path = self.paths["model_path"]
         self.processor = AutoProcessor.from_pretrained(path)
-        self.model = self.to_device(AutoModel.from_pretrained(path))
-        self.prompt = str(self.options.get("prompt", "a photo of {}"))
-        self.threshold = float(self.options.get("threshold", 0.6))
-        self.negatives = tuple(self.options.get("negative_properties", DEFAULT_NEGATIVES))
+        self.model = self.load_pretrained(AutoModel, path)
+        self.prompt = self.setting("prompt")
+        self.threshold = self.setting("threshold")
+        self.negatives = tuple(self.setting("negative_properties"))
         self.text_len = int(self.model.config.text_config.max_position_embeddings)
 
     # -- core: logits of each image against its own list of texts ---------------------------

@@ -18,6 +18,7 @@ from PIL import Image
 
 from vpd.tools.backend import register_backend
 from vpd.tools.backends._hf import ModelBackend, chunked
+from vpd.tools.errors import ToolError
 
 
 class _Depth(ModelBackend):
@@ -25,14 +26,19 @@ class _Depth(ModelBackend):
     batchable = frozenset({"depth"})
     max_batch = 8
     needs = "transformers; a local depth-estimation checkpoint folder (model + image processor)"
+    settings = {**ModelBackend.settings, "output": "relative"}
+    key_settings = ModelBackend.key_settings | {"output"}
 
     def _load(self) -> None:
         from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
         path = self.paths["model_path"]
         self.processor = AutoImageProcessor.from_pretrained(path)
-        self.model = self.to_device(AutoModelForDepthEstimation.from_pretrained(path))
-        self.metric = str(self.options.get("output", "relative")) == "metric"
+        self.model = self.load_pretrained(AutoModelForDepthEstimation, path)
+        output = self.setting("output")
+        if output not in ("relative", "metric"):
+            raise ToolError(f"{self.name}: option `output` must be 'relative' or 'metric', got {output!r}")
+        self.metric = output == "metric"
 
     map_cache_entries = 16
 

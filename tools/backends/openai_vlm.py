@@ -21,7 +21,6 @@ Works with OpenAI (GPT-4o class), vLLM serving Qwen2-VL / LLaVA, llama.cpp's ser
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import os
 import random
@@ -81,6 +80,17 @@ class OpenAIVLMBackend(Backend):
     max_batch = 8
     memory_class = "remote"
     needs = "openai (client); an OpenAI-compatible /v1/chat/completions endpoint"
+    version = "2"  # 2: the tag keys every answer-changing setting (key_settings), not a hand-picked few
+    settings = {"model": None, "caption_model": None, "llm_model": None, "base_url": None,
+                "api_key_env": "OPENAI_API_KEY", "vqa_prompt": DEFAULT_VQA_PROMPT,
+                "caption_prompt": DEFAULT_CAPTION_PROMPT, "max_tokens": 32, "llm_max_tokens": 256,
+                "temperature": 0.0, "max_side": 1024, "timeout_s": 60.0, "max_retries": 4, "backoff_s": 1.0,
+                "backoff_max_s": 30.0, "requests_per_minute": 0.0, "concurrency": 8}
+    #: The endpoint (a model name means different weights on different servers) and everything in a request.
+    key_settings = frozenset({"model", "caption_model", "llm_model", "base_url", "vqa_prompt", "caption_prompt",
+                              "max_tokens", "llm_max_tokens", "temperature", "max_side"})
+    runtime_settings = frozenset({"api_key_env", "timeout_s", "max_retries", "backoff_s", "backoff_max_s",
+                                  "requests_per_minute", "concurrency"})
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -89,29 +99,34 @@ class OpenAIVLMBackend(Backend):
         from openai import OpenAI
 
         self.model = str(options["model"])
-        self.models = {"vqa": self.model, "caption": str(options.get("caption_model") or self.model),
-                       "llm_query": str(options.get("llm_model") or self.model)}
-        self.base_url = options.get("base_url")
-        self.timeout_s = float(options.get("timeout_s", 60.0))
-        self.max_retries = max(0, int(options.get("max_retries", 4)))
-        self.backoff_s = float(options.get("backoff_s", 1.0))
-        self.backoff_max_s = float(options.get("backoff_max_s", 30.0))
-        self.max_batch = self.concurrency = max(1, int(options.get("concurrency", 8)))
-        self.limiter = RateLimiter(float(options.get("requests_per_minute", 0) or 0))
-        self.vqa_prompt = str(options.get("vqa_prompt", DEFAULT_VQA_PROMPT))
-        self.caption_prompt = str(options.get("caption_prompt", DEFAULT_CAPTION_PROMPT))
-        self.max_tokens = int(options.get("max_tokens", 32))
-        self.llm_max_tokens = int(options.get("llm_max_tokens", 256))
-        self.temperature = float(options.get("temperature", 0.0))
-        self.max_side = int(options.get("max_side", 1024))
-        key = os.environ.get(str(options.get("api_key_env", "OPENAI_API_KEY"))) or "EMPTY"
+        self.models = {"vqa": self.model, "caption": str(self.setting("caption_model") or self.model),
+                       "llm_query": str(self.setting("llm_model") or self.model)}
+        self.base_url = self.setting("base_url")
+        self.timeout_s = self.setting("timeout_s")
+        self.max_retries = max(0, self.setting("max_retries"))
+        self.backoff_s = self.setting("backoff_s")
+        self.backoff_max_s = self.setting("backoff_max_s")
+        self.max_batch = self.concurrency = max(1, self.setting("concurrency"))
+        self.limiter = RateLimiter(self.setting("requests_per_minute") or 0.0)
+        self.vqa_prompt = self.setting("vqa_prompt")
+        self.caption_prompt = self.setting("caption_prompt")
+        self.max_tokens = self.setting("max_tokens")
+        self.llm_max_tokens = self.setting("llm_max_tokens")
+        self.temperature = self.setting("temperature")
+        self.max_side = self.setting("max_side")
+        key = os.environ.get(self.setting("api_key_env")) or "EMPTY"
         self.client = OpenAI(api_key=key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0)
         self.stats = {"requests": 0, "retries": 0, "failures": 0, "rate_wait_s": 0.0}
         self._stats_lock = threading.Lock()
 
-    def weight_hash(self) -> str:
-        ident = f"{self.models}|{self.client.base_url}|{self.vqa_prompt}|{self.caption_prompt}|{self.max_tokens}"
-        return hashlib.sha1(ident.encode()).hexdigest()[:12]
+    def effective_setting(self, name: str) -> Any:
+        """Per-tool models resolved (an unset ``caption_model`` is ``model``); ``base_url`` as the client
+        uses it (unset: ``$OPENAI_BASE_URL`` or OpenAI's)."""
+        if name in ("model", "caption_model", "llm_model"):
+            return self.models[{"model": "vqa", "caption_model": "caption", "llm_model": "llm_query"}[name]]
+        if name == "base_url":
+            return str(self.client.base_url)
+        return super().effective_setting(name)
 
     @classmethod
     def weights_status(cls, options: dict[str, Any] | None = None) -> str:

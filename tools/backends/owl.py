@@ -24,15 +24,17 @@ class _Owl(ModelBackend):
     memory_class = "gpu-small"
     pads_to_square: ClassVar[bool] = True
     needs = "transformers; a local OWL checkpoint folder (model + processor)"
+    settings = {**ModelBackend.settings, "threshold": 0.1, "nms_iou": 0.5}
+    key_settings = ModelBackend.key_settings | {"threshold", "nms_iou"}
 
     def _load(self) -> None:
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
         path = self.paths["model_path"]
         self.processor = AutoProcessor.from_pretrained(path)
-        self.model = self.to_device(AutoModelForZeroShotObjectDetection.from_pretrained(path))
-        self.threshold = float(self.options.get("threshold", 0.1))
-        self.nms_iou = float(self.options.get("nms_iou", 0.5))
+        self.model = self.load_pretrained(AutoModelForZeroShotObjectDetection, path)
+        self.threshold = self.setting("threshold")
+        self.nms_iou = self.setting("nms_iou")
 
     def detect(self, image: Image.Image, query: str) -> list[Box]:
         return self.detect_batch([image], [{"query": query}])[0]

@@ -20,6 +20,8 @@ class PaliGemmaBackend(_Generative):
     weight_keys = {"model_path": "/models/paligemma2-3b-mix-448"}
     memory_class = "gpu-large"
     needs = "transformers; a local PaliGemma checkpoint folder"
+    settings = {**_Generative.settings, "lang": "en"}
+    key_settings = _Generative.key_settings | {"lang"}
 
     def _load(self) -> None:
         from transformers import PaliGemmaForConditionalGeneration, PaliGemmaProcessor
@@ -27,8 +29,8 @@ class PaliGemmaBackend(_Generative):
         path = self.paths["model_path"]
         self.processor = PaliGemmaProcessor.from_pretrained(path)
         self.processor.tokenizer.padding_side = "left"
-        self.model = self.to_device(PaliGemmaForConditionalGeneration.from_pretrained(path))
-        self.lang = str(self.options.get("lang", "en"))
+        self.model = self.load_pretrained(PaliGemmaForConditionalGeneration, path)
+        self.lang = self.setting("lang")
 
     def _vqa(self, images: list[Image.Image], questions: list[str]) -> list[str]:
         texts = [f"<image>answer {self.lang} {' '.join(q.split())}" for q in questions]

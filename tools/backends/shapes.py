@@ -59,6 +59,9 @@ class ShapesBackend(Backend):
     analysed: ClassVar[frozenset[str]] = provides
     memory_class: ClassVar[str] = "cpu-small"
     needs: ClassVar[str] = "opencv-python-headless, numpy (no weights)"
+    #: The only option: how many images' segmentations to memoise (never changes an answer).
+    settings: ClassVar[Mapping[str, Any]] = {"cache_size": 64}
+    runtime_settings: ClassVar[frozenset[str]] = frozenset({"cache_size"})
 
     def __init__(self, cache_size: int = 64, **options: Any) -> None:
         super().__init__(cache_size=cache_size, **options)

@@ -6,7 +6,8 @@ or phrase."``); with option ``mode: rationale`` it prompts for a rationale and r
 the last "So the answer is" (the whole output if absent). ``caption`` prompts ``caption_prompt``
 (default ``"Describe the image in one sentence."``). Greedy decoding, ``max_new_tokens`` (default
 32; 128 in rationale mode). Batched decoding left-pads prompts, so batched answers equal
-one-by-one answers. JAX picks its own device (GPU/TPU when jax sees one).
+one-by-one answers. JAX picks its own device (GPU/TPU when jax sees one) and runs float32 (option
+``dtype`` may only be ``auto``/``float32``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from PIL import Image
 from vpd.tools.backend import register_backend
 from vpd.tools.backends._hf import chunked
 from vpd.tools.backends.blip import _Generative
+from vpd.tools.errors import ToolError
 
 _ANSWER_RE = re.compile(r"so the answer is\s*(.+?)\s*\.?\s*$", re.IGNORECASE | re.DOTALL)
 
@@ -40,10 +42,20 @@ class VpdVlmBackend(_Generative):
     memory_class = "gpu-small"
     max_batch = 16
     needs = "jax, flax, orbax; a student checkpoint folder from `vpd train`"
+    settings = {**_Generative.settings, "max_new_tokens": None, "mode": "label",
+                "caption_prompt": "Describe the image in one sentence."}
+    key_settings = _Generative.key_settings | {"mode", "caption_prompt"}
 
     def __init__(self, **options: Any) -> None:
-        options.setdefault("half", False)  # JAX manages its own precision
+        if options.get("half") or str(options.get("dtype", "auto")) not in ("auto", "float32"):
+            raise ToolError("vpd_vlm runs float32 under JAX: leave `dtype` unset (or float32)")
+        options = {**{k: v for k, v in options.items() if k != "half"}, "dtype": "float32"}
         super().__init__(**options)
+
+    def effective_setting(self, name: str) -> Any:
+        if name == "max_new_tokens":
+            return self.max_new_tokens  # unset: 128 in rationale mode, 32 for labels
+        return super().effective_setting(name)
 
     def _load(self) -> None:
         from vpd.distill.vlm_checkpoint import load_student
@@ -51,9 +63,12 @@ class VpdVlmBackend(_Generative):
         self.model, self.tokenizer, self.meta = load_student(self.paths["model_path"])
         self.image_size = int(self.model.config.vision.image_size)
         self.max_prefix = int(self.meta.get("max_prefix", 64))
-        self.rationale = str(self.options.get("mode", "label")) == "rationale"
-        self.max_new_tokens = int(self.options.get("max_new_tokens", 128 if self.rationale else 32))
-        self.caption_prompt = str(self.options.get("caption_prompt", "Describe the image in one sentence."))
+        mode = self.setting("mode")
+        if mode not in ("label", "rationale"):
+            raise ToolError(f"vpd_vlm: option `mode` must be 'label' or 'rationale', got {mode!r}")
+        self.rationale = mode == "rationale"
+        self.max_new_tokens = int(self.setting("max_new_tokens") or (128 if self.rationale else 32))
+        self.caption_prompt = self.setting("caption_prompt")
 
     def _decode(self, images: list[Image.Image], prefixes: list[str]) -> list[str]:
         import numpy as np

@@ -12,7 +12,8 @@
   with; normalised like Ultralytics does) or, without it, from Ultralytics' own ``set_classes``
   (which needs the ``clip`` package and its weights). Labels are the query.
 
-Both: ``threshold`` (confidence, default 0.25), ``iou`` (NMS, 0.7), ``imgsz`` (640). Boxes are
+Both: ``threshold`` (confidence, default 0.25), ``iou`` (NMS, 0.7), ``imgsz`` (640), ``dtype``
+(``auto``/``float32``, or ``float16`` on a GPU when asked; Ultralytics has no bfloat16). Boxes are
 pixels of the input image (x0, y0, x1, y1), highest score first. A ``model_path`` ending in
 ``.yaml`` (e.g. ``yolov8n.yaml``) builds a random-init model: for tests only.
 Batches are grouped by image shape (Ultralytics letterboxes mixed shapes differently), so batched
@@ -29,8 +30,8 @@ from PIL import Image
 
 from vpd.tools.backend import register_backend
 from vpd.tools.backends._hf import ModelBackend, chunked
-from vpd.tools.backends._runtime import weight_hash
-from vpd.tools.errors import UnsupportedQuery
+from vpd.tools.backends._weights import weight_hash
+from vpd.tools.errors import ToolError, UnsupportedQuery
 from vpd.types import Box
 
 COCO_CLASSES = (
@@ -92,6 +93,8 @@ class _Yolo(ModelBackend):
     max_batch = 16
     weight_kind = "file"
     needs = "ultralytics; a local .pt checkpoint"
+    settings = {**ModelBackend.settings, "threshold": 0.25, "iou": 0.7, "imgsz": 640}
+    key_settings = ModelBackend.key_settings | {"threshold", "iou", "imgsz"}
 
     def path(self, key: str) -> Path:
         value = str(self.options.get(key, self.weight_keys.get(key, "")))
@@ -103,11 +106,16 @@ class _Yolo(ModelBackend):
     def _load(self) -> None:
         from ultralytics import YOLO
 
+        import torch
+
         self.model = YOLO(str(self.paths["model_path"]), verbose=False)
-        self.threshold = float(self.options.get("threshold", 0.25))
-        self.iou = float(self.options.get("iou", 0.7))
-        self.imgsz = int(self.options.get("imgsz", 640))
-        self.half = self.device.startswith("cuda") and bool(self.options.get("half", True))
+        self.threshold = self.setting("threshold")
+        self.iou = self.setting("iou")
+        self.imgsz = self.setting("imgsz")
+        if self.dtype == torch.bfloat16 and self.setting("dtype") != "auto":
+            raise ToolError(f"{self.name}: Ultralytics predicts in float32 or float16, not bfloat16")
+        self.half = self.device.startswith("cuda") and self.dtype == torch.float16
+        self.dtype = torch.float16 if self.half else torch.float32  # auto never means float16 here
 
     def weight_hash(self) -> str:
         if self._hash is None:
