@@ -147,3 +147,24 @@ def test_a_real_student_predicts_and_scores_both_modes(shapes_dir, tmp_path):
     plain = predict_dataset(ckpt, shapes_dir, tmp_path / "plain.jsonl", limit=2, batch=4, progress=False)
     assert "cot_accuracy" not in plain and np.isfinite(plain["accuracy"])
     assert all("rationale" not in json.loads(x) for x in (tmp_path / "plain.jsonl").read_text().splitlines())
+
+
+@pytest.mark.slow  # a subprocess `vpd predict --rationale` on a random student
+def test_vpd_eval_scores_the_cot_mode(shapes_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from vpd.cli import app
+
+    ckpt = _write_student(tmp_path / "student")
+    out = tmp_path / "eval"
+    r = CliRunner().invoke(app, ["eval", "-b", "shapes", "--data", str(shapes_dir), "--split", "test",
+                                 "--model", str(ckpt), "--mode", "cot", "--out", str(out)])
+    assert r.exit_code == 0, (r.output, r.exception)
+    d = json.loads((out / "results.json").read_text())
+    assert d["source"]["mode"] == "cot" and d["counts"]["n"] > 0
+    preds = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == d["counts"]["n"] and all("rationale" in p for p in preds)
+    assert all(p["prediction"] == (parse_final_answer(p["rationale"]) or "") for p in preds)
+    bad = CliRunner().invoke(app, ["eval", "-b", "shapes", "--data", str(shapes_dir), "--model", str(ckpt),
+                                   "--mode", "beam", "--out", str(tmp_path / "bad")])
+    assert bad.exit_code != 0 and "--mode" in bad.output

@@ -121,14 +121,19 @@ def benchmark_examples(bench: Benchmark, data: str | Path, work: Path) -> tuple[
 
 
 def evaluate_model(benchmark: str | Benchmark, data: str | Path, model: str | Path, out: str | Path, *,
-                   batch_size: int = 8, max_new_tokens: int = 16, strict: bool = False) -> EvalRecord:
-    """Run a student checkpoint on the benchmark and score its answers."""
+                   batch_size: int = 8, max_new_tokens: int = 16, strict: bool = False,
+                   mode: str = "direct") -> EvalRecord:
+    """Run a student checkpoint on the benchmark and score its answers.
+
+    ``mode``: ``direct`` (label prompt) or ``cot`` (rationale prompt, the answer parsed from its last
+    sentence; see :func:`vpd.solvers.predict_with_model`); recorded in the result's ``source``."""
     from vpd.solvers import predict_with_model
 
     bench = get_benchmark(benchmark) if isinstance(benchmark, str) else benchmark
     out = Path(out)
     examples, errors = benchmark_examples(bench, data, out)
-    answers = predict_with_model(model, examples, work=out, batch_size=batch_size, max_new_tokens=max_new_tokens)
+    answers = predict_with_model(model, examples, work=out, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                                 mode=mode)
     from vpd.benchmarks.hateful_memes import HatefulMemes
 
     if isinstance(bench, HatefulMemes):  # AUROC needs a score: the student's P("yes")
@@ -139,7 +144,7 @@ def evaluate_model(benchmark: str | Benchmark, data: str | Path, model: str | Pa
     preds_path = write_predictions(bench, examples, answers, out / "predictions.jsonl")
     ident = model_identity(model)
     rec = evaluate_predictions(bench, data, preds_path, strict=strict,
-                               source={"kind": "model", "model": str(model), **ident,
+                               source={"kind": "model", "model": str(model), "mode": mode, **ident,
                                        "model_id": ident.get("model_id") or str(model)})
     return _with_notes(rec, errors)
 

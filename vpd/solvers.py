@@ -46,20 +46,34 @@ def read_answers(path: Path) -> dict[str, dict[str, JSON]]:
     return out
 
 
+MODEL_MODES = ("direct", "cot")
+
+
 def predict_with_model(model: str | Path, examples: list[Example], *, work: Path, batch_size: int = 8,
-                       max_new_tokens: int = 16) -> dict[str, dict[str, JSON]]:
+                       max_new_tokens: int = 16, mode: str = "direct") -> dict[str, dict[str, JSON]]:
     """Answers of a student checkpoint, via ``vpd predict`` (runs in a subprocess, memory freed after).
 
+    ``mode``: ``direct`` (label prompt) or ``cot`` (``vpd predict --rationale``: the prediction is the
+    answer parsed from the rationale's last sentence, ``""`` when it states none; ``rationale`` kept).
     ``max_new_tokens`` is kept for API stability; ``vpd predict`` uses its own default length."""
+    if mode not in MODEL_MODES:
+        raise ValueError(f"unknown mode {mode!r} (modes: {', '.join(MODEL_MODES)})")
     data = write_questions(examples, work / "questions")
     out = work / "model_predictions.jsonl"
     cmd = [sys.executable, "-c", "from vpd.cli import main; main()", "predict", "--model", str(model),
            "--data", str(data), "--out", str(out), "--batch", str(batch_size)]
+    if mode == "cot":
+        cmd.append("--rationale")
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]
         raise SolverError("`vpd predict` failed (exit %d):\n%s" % (proc.returncode, "\n".join(tail)))
-    return read_answers(out)
+    answers = read_answers(out)
+    if mode == "cot":
+        for ans in answers.values():
+            ans["direct_prediction"] = ans.get("prediction")
+            ans["prediction"] = ans.get("cot_prediction") or ""
+    return answers
 
 
 def predict_with_programs(examples: list[Example], *, llm: str, tools: str, run_dir: Path, k: int = 1,

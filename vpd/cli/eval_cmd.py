@@ -46,6 +46,8 @@ def eval_cmd(
     data: Optional[Path] = typer.Option(None, "--data", help="The benchmark's data file or folder (official format)."),
     predictions: Optional[Path] = typer.Option(None, "--predictions", help="Predictions JSONL to score."),
     model: Optional[Path] = typer.Option(None, "--model", help="Student checkpoint folder to run."),
+    mode: str = typer.Option("direct", "--mode", help="--model: direct (answer prompt) or cot (rationale, "
+                             "then the answer parsed from its last sentence)."),
     programs: Optional[str] = typer.Option(None, "--programs", help="LLM+TOOLS: programs as the solver, e.g. gemma+shapes."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default runs/eval-<benchmark>)."),
     compare: Optional[tuple[Path, Path]] = typer.Option(None, "--compare", help="Two results.json files (or folders) to compare."),
@@ -81,7 +83,9 @@ def eval_cmd(
         rec = ev.evaluate_predictions(bench, data, predictions, strict=strict)
         pred_path = predictions
     elif model is not None:
-        rec = ev.evaluate_model(bench, data, model, out, strict=strict)
+        if mode not in ("direct", "cot"):
+            raise typer.BadParameter(f"--mode must be direct or cot, got {mode!r}")
+        rec = ev.evaluate_model(bench, data, model, out, strict=strict, mode=mode)
         pred_path = out / "predictions.jsonl"
     else:
         llm, sep, tools = str(programs).rpartition("+")

@@ -56,8 +56,10 @@ def train_cmd(
 def predict_cmd(
     model: Path = typer.Option(..., "--model", help="Student checkpoint folder (from `vpd train`)."),
     data: Path = typer.Option(..., "--data", help="Dataset folder with examples.jsonl."),
-    out: Path = typer.Option(..., "--out", help="Predictions JSONL to write: {id, prediction, rationale?}."),
-    rationale: bool = typer.Option(False, "--rationale", help="Also generate a rationale (rationale task prompt)."),
+    out: Path = typer.Option(..., "--out", help="Predictions JSONL to write: {id, prediction, rationale?, "
+                             "cot_prediction?}."),
+    rationale: bool = typer.Option(False, "--rationale", help="Also generate a rationale (rationale task prompt) "
+                                   "and parse its answer (cot_prediction, scored as chain-of-thought)."),
     split: Optional[str] = typer.Option(None, "--split", help="Only examples whose `split` field equals this."),
     batch: int = typer.Option(16, "--batch", help="Decoding batch size."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N examples."),
@@ -78,3 +80,6 @@ def predict_cmd(
         rprint(f"accuracy on the {counts['scored']} labelled examples: {counts['accuracy']:.1%} "
                f"(strict {counts['strict_accuracy']:.1%}; per-example checkers; `vpd eval` applies a "
                "benchmark's official rules)")
+        if "cot_accuracy" in counts:
+            rprint(f"rationale-then-answer (cot) accuracy: {counts['cot_accuracy']:.1%} (strict "
+                   f"{counts['cot_strict_accuracy']:.1%}; {counts['cot_unparsed']} rationales stated no answer)")
