@@ -103,7 +103,8 @@ class OpenAISampler(Sampler):
     # -- Sampler API -----------------------------------------------------------------------
     def count_tokens(self, text: str) -> int:
         if self._tokenizer is not None:
-            return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+            with self._stats_lock:  # prompts are built from several threads; a fast tokenizer is not re-entrant
+                return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
         return estimate_tokens(text)
 
     @property
