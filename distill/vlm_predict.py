@@ -71,7 +71,8 @@ class ModePrediction:
         return self.direct if mode == "direct" else self.cot
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None or k in ("id",)}
+        """The fields that are set (``id`` always)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 class Predictor:
