@@ -56,7 +56,10 @@ class LoadReport:
 
 def check_state_dict(model, state: dict[str, Any], source: str) -> LoadReport:
     """Load ``state`` into ``model`` and report; raise ValueError when a weight the model uses is missing."""
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches: the checkpoint is for another config
+        raise ValueError(f"checkpoint {source} does not match the model: {exc}") from None
     unused = tuple(k for k in missing if k.startswith(UNUSED_PREFIXES))
     needed = [k for k in missing if not k.startswith(UNUSED_PREFIXES)]
     report = LoadReport(missing=tuple(missing), unused_missing=unused, unexpected=tuple(unexpected))
