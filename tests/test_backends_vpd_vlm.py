@@ -60,3 +60,21 @@ def test_student_answers_batched_equal_one_by_one(tmp_path):
     assert be.vqa_batch(images, [{"question": q} for q in qs]) == one
     assert isinstance(tb.caption(images[0]), str)
     assert be.cache_tag().startswith("vpd_vlm:1:") and len(be.weight_hash()) == 12
+
+
+@pytest.mark.slow
+def test_every_key_setting_changes_the_cache_key(tmp_path):
+    from vpd.tools.backends.vpd_vlm import VpdVlmBackend
+
+    path = str(_write_student(tmp_path / "student"))
+
+    def tag(**opts):
+        return load({"vqa": {"backend": "vpd_vlm", "model_path": path, **opts}}).backends["vqa"].cache_tag()
+
+    base = tag()
+    assert VpdVlmBackend.key_settings == {"mode", "max_new_tokens", "caption_prompt", "dtype"}
+    for key, value in [("mode", "rationale"), ("max_new_tokens", 8), ("caption_prompt", "Caption it.")]:
+        assert tag(**{key: value}) != base, key
+    assert tag(max_new_tokens=32) == base  # the label-mode default, spelled out
+    assert tag(mode="rationale", max_new_tokens=128) == tag(mode="rationale")  # the rationale default
+    assert tag(device="cpu", max_batch=2, dtype="float32") == base
