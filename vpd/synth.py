@@ -30,7 +30,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from vpd.checkers import BaseChecker, JudgedChecker, checker_for, checker_versions, judge_from_sampler
 from vpd.datasets import read_examples
@@ -40,6 +40,7 @@ from vpd.runs import RunStore
 from vpd.selection import majority_answer, select
 from vpd.synth_failures import (DEFAULT_MAX_INFRA_FAILURES, FailureStreak, InfrastructureFailureError,
                                 backend_failure, failure_category, is_retryable)
+from vpd.synth_writer import LLMProgramWriter, Sample
 from vpd.synth_sampling import (ChunkSampler, SampledChunk, default_llm_batch, is_remote,
                                 sampled_chunks)
 from vpd.types import Candidate, Example, Trace, Verdict
@@ -105,21 +106,9 @@ class SynthConfig:
 
 
 # --------------------------------------------------------------------------------------------
-# Seams: where programs come from and where they run (real implementations below; tests may
-# pass Fake… ones)
+# Seams: where programs come from and where they run (real implementations: LLMProgramWriter in
+# vpd.synth_writer, SandboxExecutor below; tests may pass Fake… ones)
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class Sample:
-    """One sampled completion and the program extracted from it."""
-
-    raw: str
-    program: str | None
-    category: str = "none"  # none | no_code | syntax | llm_error
-    error: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
 
 
 class ProgramWriter(Protocol):
@@ -172,94 +161,6 @@ class SessionStats:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-class LLMProgramWriter:
-    """Prompt + sampler + extraction (:mod:`vpd.programs`), one prompt per distinct question.
-
-    ``prompter(question, choices) -> vpd.programs.Prompt`` replaces the default prompt builder
-    (tests). With ``greedy_first`` the first of the k candidates is greedy.
-    """
-
-    def __init__(self, sampler: Any, *, tools: Iterable[str] | None, fewshot: str, temperature: float,
-                 max_tokens: int, stats: SessionStats, greedy_first: bool = True,
-                 prompter: Callable[[str, tuple[str, ...] | None], Any] | None = None) -> None:
-        self.sampler = sampler
-        self.tools = list(tools) if tools is not None else None
-        self.fewshot = fewshot
-        self.temperature = temperature
-        self.max_tokens = max_tokens
-        self.greedy_first = greedy_first
-        self.stats = stats
-        self._lock = threading.Lock()
-        self._prompter = prompter or self._build_prompt
-
-    def _build_prompt(self, question: str, choices: tuple[str, ...] | None) -> Any:
-        from vpd.programs.prompt import build_program_prompt
-
-        ctx = getattr(self.sampler, "context_tokens", None)
-        budget = ctx - self.max_tokens if ctx else None
-        return build_program_prompt(question, choices, tools=self.tools, mode=self.fewshot, budget_tokens=budget,
-                                    count_tokens=getattr(self.sampler, "count_tokens", None))
-
-    def warm(self, questions: Sequence[tuple[str, tuple[str, ...] | None]]) -> None:
-        """Build the shared prompt builder and its models (MiniLM, the library matrix) and embed
-        ``questions`` now, in the calling thread: ``run_synth`` calls this before any sampling
-        thread starts, so no thread ever builds a model (a no-op with a custom ``prompter``)."""
-        if self._prompter != self._build_prompt:
-            return
-        from vpd.programs.prompt import warm_prompts
-
-        warm_prompts(questions, self.tools, mode=self.fewshot, count_tokens=getattr(self.sampler, "count_tokens", None))
-
-    def prompt_fingerprint(self) -> str | None:
-        """What the prompts are made of (see :func:`vpd.programs.prompt.prompt_fingerprint`);
-        None with a custom ``prompter``."""
-        if self._prompter != self._build_prompt:
-            return None
-        from vpd.programs.prompt import prompt_fingerprint
-
-        return prompt_fingerprint(self.tools)
-
-    def sample(self, questions: Sequence[tuple[str, tuple[str, ...] | None]], k: int, *, seed: int) -> list[list[Sample]]:
-        """``k`` samples per question; safe to call from several threads (counters under a lock)."""
-        from vpd.programs.sampling import sample_programs
-
-        prompts = [self._prompter(q, c) for q, c in questions]
-        # a replay sampler serves recorded completions in order: a separate greedy call would repeat one
-        greedy = (self.greedy_first and k > 1 and self.temperature > 0
-                  and getattr(self.sampler, "kind", "") != "replay")
-        rows = sample_programs(self.sampler, prompts, k, self.temperature, max_tokens=self.max_tokens,
-                               seed=seed, greedy_first=greedy)
-        one_request = getattr(self.sampler, "mixes_greedy_in_one_request", False)
-        per_prompt = 2 if greedy and not one_request else 1
-        counts = {"llm_requests": len(prompts) * per_prompt, "prompt_tokens": 0, "completion_tokens": 0,
-                  "llm_completions": 0, "llm_errors": 0}
-        out: list[list[Sample]] = []
-        for row in rows:
-            # every completion carries its prompt's size; the prompt is sent once per request
-            counts["prompt_tokens"] += per_prompt * max((int(sp.prompt_tokens or 0) for sp in row[:k]), default=0)
-            samples = [self._one(sp, counts) for sp in row[:k]]
-            while len(samples) < k:
-                counts["llm_errors"] += 1
-                samples.append(Sample(raw="", program=None, category="llm_error",
-                                      error="sampler returned too few completions"))
-            out.append(samples)
-        with self._lock:
-            for key, value in counts.items():
-                setattr(self.stats, key, getattr(self.stats, key) + value)
-        return out
-
-    @staticmethod
-    def _one(sp: Any, counts: dict[str, int]) -> Sample:
-        counts["llm_completions"] += 1
-        counts["completion_tokens"] += int(sp.completion_tokens or 0)
-        if sp.status == "llm_error":
-            counts["llm_errors"] += 1
-        ok = sp.status == "ok" and sp.program is not None
-        return Sample(raw=sp.raw_completion or "", program=sp.program if ok else None,
-                      category="none" if ok else sp.status, error=None if ok else (sp.error or sp.detail),
-                      prompt_tokens=sp.prompt_tokens, completion_tokens=sp.completion_tokens)
 
 
 class SandboxExecutor:
