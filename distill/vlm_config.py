@@ -27,6 +27,10 @@ class VisionConfig:
     heads: int
     mlp_dim: int
     layer_norm_eps: float = 1e-6
+    #: ``patch`` (SigLIP: one ``patch_size`` conv) or ``conv`` (two 3x3 stride-2 convs of ``stem_width``
+    #: and ``2 * stem_width`` channels, then a ``patch_size // 4`` conv: same token grid, more seeing per FLOP).
+    stem: str = "patch"
+    stem_width: int = 0
 
     @property
     def num_patches(self) -> int:
@@ -90,6 +94,19 @@ def tiny() -> VLMConfig:
         preset="tiny",
         vision=VisionConfig(image_size=64, patch_size=8, width=128, depth=4, heads=4, mlp_dim=512),
         text=TextConfig(vocab_size=1024, width=128, depth=4, heads=4, kv_heads=1, head_dim=32, mlp_dim=512),
+        image_token_id=4,
+    )
+
+
+@PRESETS.register("student-s")
+def student_s() -> VLMConfig:
+    """~1.2M parameters sized for a 2-core CPU: 128x128 images, convolutional stem to an 8x8 grid
+    (64 image tokens of 16x16 px), 2 vision + 3 decoder layers of width 128."""
+    return VLMConfig(
+        preset="student-s",
+        vision=VisionConfig(image_size=128, patch_size=16, width=128, depth=2, heads=4, mlp_dim=384,
+                            stem="conv", stem_width=24),
+        text=TextConfig(vocab_size=1024, width=128, depth=3, heads=4, kv_heads=1, head_dim=32, mlp_dim=384),
         image_token_id=4,
     )
 

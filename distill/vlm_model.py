@@ -76,13 +76,39 @@ class SiglipBlock(nnx.Module):
         return x + _dense(self.fc2, _gelu(_dense(self.fc1, self.layer_norm2(x))))
 
 
+class ConvStem(nnx.Module):
+    """Two 3x3 stride-2 convolutions (GELU) then a ``patch_size // 4`` patchifying conv: pixels
+    ``[B, H, W, 3]`` -> ``[B, H/p, W/p, width]``, the same grid as a ``patch_size`` patch embedding."""
+
+    def __init__(self, cfg: VisionConfig, *, rngs: nnx.Rngs) -> None:
+        c, p = cfg.stem_width, cfg.patch_size
+        if c <= 0 or p % 4:
+            raise ValueError(f"conv stem needs stem_width > 0 and patch_size divisible by 4 (got {c}, {p})")
+        self.conv1 = nnx.Conv(3, c, kernel_size=(3, 3), strides=(2, 2), padding="SAME", rngs=rngs)
+        self.conv2 = nnx.Conv(c, 2 * c, kernel_size=(3, 3), strides=(2, 2), padding="SAME", rngs=rngs)
+        self.proj = nnx.Conv(2 * c, cfg.width, kernel_size=(p // 4, p // 4), strides=(p // 4, p // 4),
+                             padding="VALID", rngs=rngs)
+
+    @property
+    def kernel(self) -> nnx.Param:
+        return self.conv1.kernel
+
+    def __call__(self, x: Float[Array, "B H W 3"]) -> Float[Array, "B h w D"]:
+        return self.proj(_gelu(self.conv2(_gelu(self.conv1(x)))))
+
+
 class VisionEncoder(nnx.Module):
     """SigLIP ViT without head: ``[B, H, W, 3]`` pixels in [-1, 1] -> ``[B, N, vision.width]``."""
 
     def __init__(self, cfg: VisionConfig, *, rngs: nnx.Rngs) -> None:
         p = cfg.patch_size
-        self.patch_embedding = nnx.Conv(3, cfg.width, kernel_size=(p, p), strides=(p, p), padding="VALID",
-                                        rngs=rngs)
+        if cfg.stem == "conv":
+            self.patch_embedding = ConvStem(cfg, rngs=rngs)
+        elif cfg.stem == "patch":
+            self.patch_embedding = nnx.Conv(3, cfg.width, kernel_size=(p, p), strides=(p, p), padding="VALID",
+                                            rngs=rngs)
+        else:
+            raise ValueError(f"unknown vision stem {cfg.stem!r} (patch | conv)")
         self.position_embedding = nnx.Param(
             jax.random.normal(rngs.params(), (cfg.num_patches, cfg.width)) / math.sqrt(cfg.width))
         self.layers = nnx.List([SiglipBlock(cfg, rngs=rngs) for _ in range(cfg.depth)])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
@@ -64,14 +64,20 @@ def _wrap(tok: Tokenizer, *, pad: str, eos: str, bos: str, source: str) -> VLMTo
     return VLMTokenizer(tokenizer=tok, pad_id=ids[pad], eos_id=ids[eos], bos_id=ids[bos])
 
 
-def train_bpe(texts: Iterable[str], vocab_size: int = 1024) -> VLMTokenizer:
-    """Train a byte-level BPE on ``texts`` (the mixture's prefixes and suffixes); ids 0-4 are special."""
+def train_bpe(texts: Iterable[str], vocab_size: int = 1024, extra_tokens: Sequence[str] = ()) -> VLMTokenizer:
+    """Train a byte-level BPE on ``texts`` (the mixture's prefixes and suffixes); ids 0-4 are special.
+
+    ``extra_tokens`` (e.g. ``<loc0000>``… location tokens) become single, *non-special* tokens after
+    the learnt merges, so decoding keeps them; the total vocabulary stays within ``vocab_size``.
+    """
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIALS), show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size - len(extra_tokens), special_tokens=list(SPECIALS),
+                                  show_progress=False, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(texts, trainer=trainer)
+    if extra_tokens:
+        tok.add_tokens(list(extra_tokens))
     return _wrap(tok, pad="<pad>", eos="<eos>", bos="<bos>", source="(trained)")
 
 

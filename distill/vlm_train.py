@@ -40,7 +40,7 @@ from vpd.distill.vlm_config import preset as get_preset, PRESETS
 from vpd.distill.vlm_host_memory import keep_freed_host_memory
 from vpd.distill.vlm_lora import apply_lora, trainable_filter
 from vpd.distill.vlm_model import PaliGemma, count_params
-from vpd.distill.vlm_preprocess import encode_example, normalize, prefix_ids, resize_uint8
+from vpd.distill.vlm_preprocess import encode_example, normalize, resize_uint8, shortening_counts
 from vpd.distill.vlm_sharding import MeshSpec, global_batch, make_mesh, tree_shardings
 from vpd.distill.vlm_tokenizer import VLMTokenizer, train_bpe
 from vpd.registry import Registry
@@ -71,6 +71,8 @@ class TrainConfig:
     log_every: int = 1
     ckpt_every: int = 200
     tokenizer_vocab: int | None = None
+    #: > 0: the preset's new tokenizer gets this many PaliGemma location tokens (``<loc0000>``…).
+    loc_bins: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -109,6 +111,8 @@ class MixtureData:
     weight: np.ndarray  # [N] float32
     problems: list[dict] = field(default_factory=list)
     truncated: int = 0
+    #: how targets longer than ``max_suffix`` were shortened (answers are never cut; see target_shorten)
+    shortening: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -171,16 +175,8 @@ def tokenize_mixture(records: list[dict], tok: VLMTokenizer, image_size: int, ma
         tokens=np.stack([e.tokens for e in enc]), valid=np.stack([e.valid for e in enc]),
         suffix=np.stack([e.suffix for e in enc]),
         weight=np.asarray([float(r.get("weight", 1.0) or 0.0) for r in keep], np.float32),
-        problems=problems, truncated=sum(e.truncated for e in enc),
+        problems=problems, truncated=sum(e.truncated for e in enc), shortening=shortening_counts(enc).to_dict(),
     )
-
-
-def fit_lengths(records: list[dict], tok: VLMTokenizer, max_prefix: int, max_suffix: int) -> tuple[int, int]:
-    """Static (prefix, suffix) token lengths: the data's longest, rounded up to 8, capped by the config."""
-    longest_p = max(len(prefix_ids(tok, r["prefix"])) for r in records)
-    longest_s = max(len(tok.encode(r["suffix"])) + 1 for r in records)
-    up8 = lambda n: -(-n // 8) * 8  # noqa: E731
-    return min(max_prefix, up8(longest_p)), min(max_suffix, up8(longest_s))
 
 
 def batch_rows(n: int, global_batch: int, step: int, seed: int) -> np.ndarray:
@@ -301,7 +297,7 @@ class Trainer:
         """The config with run-only fields (logging, checkpointing, data limits) normalised, so
         runs differing only in those share compiled code."""
         return dataclasses.replace(self.cfg, log_every=1, ckpt_every=1, max_examples=None, seed=0,
-                                   tokenizer_vocab=None)
+                                   tokenizer_vocab=None, loc_bins=0)
 
     def _step(self, trainable, frozen, opt_state, batch):
         return _update(trainable, frozen, opt_state, batch, graphdef=self.graphdef, cfg=self._static_cfg,
@@ -361,7 +357,10 @@ def init_student(model_spec: str, texts: list[str], cfg: TrainConfig) -> tuple[P
     """Model + tokenizer for ``tiny``/any preset (BPE trained on ``texts``), a HF folder or a student checkpoint."""
     if model_spec in PRESETS:
         config = get_preset(model_spec)
-        tok = train_bpe(texts, vocab_size=cfg.tokenizer_vocab or config.text.vocab_size)
+        from vpd.distill.loc_tokens import loc_vocabulary
+
+        extra = loc_vocabulary(cfg.loc_bins) if cfg.loc_bins > 0 else []
+        tok = train_bpe(texts, vocab_size=cfg.tokenizer_vocab or config.text.vocab_size, extra_tokens=extra)
         if tok.vocab_size > config.text.vocab_size:
             raise ValueError(f"tokenizer has {tok.vocab_size} tokens, more than the preset's {config.text.vocab_size}")
         config = config.replace(pad_id=tok.pad_id, eos_id=tok.eos_id, bos_id=tok.bos_id)
@@ -431,13 +430,20 @@ def train(data: str | Path, model_spec: str, out: str | Path, cfg: TrainConfig, 
         model, tok, info = init_student(model_spec, [r["prefix"] + "\n" + r["suffix"] for r in records], cfg)
         if cfg.lora_rank > 0:
             apply_lora(model, cfg.lora_rank, cfg.lora_alpha, seed=cfg.seed)
-        p_len, s_len = fit_lengths(records, tok, cfg.max_prefix, cfg.max_suffix)
-        cfg = dataclasses.replace(cfg, max_prefix=p_len, max_suffix=s_len)
+        from vpd.distill.target_length import choose_lengths
+
+        lengths = choose_lengths(tok, records, cap_prefix=cfg.max_prefix, cap_suffix=cfg.max_suffix)
+        cfg = dataclasses.replace(cfg, max_prefix=lengths.max_prefix, max_suffix=lengths.max_suffix)
+        if progress:
+            print(lengths.summary())
+        info = {**info, "lengths": lengths.to_dict()}
         meta = {"model": model.config.to_dict(), "lora_rank": cfg.lora_rank, "lora_alpha": cfg.lora_alpha,
                 "train": cfg.to_dict(), "max_prefix": cfg.max_prefix, "max_suffix": cfg.max_suffix,
                 "data": str(Path(data).absolute()), **info}
         resumed = False
     data_ = tokenize_mixture(records, tok, model.config.vision.image_size, cfg.max_prefix, cfg.max_suffix, problems)
+    if not resumed:
+        meta["shortening"] = data_.shortening
     gb = cfg.batch * cfg.accum
     if cfg.batch % MeshSpec.parse(cfg.mesh).size:
         raise ValueError(f"batch {cfg.batch} must be divisible by the mesh size {MeshSpec.parse(cfg.mesh).size}")

@@ -17,6 +17,8 @@ def train_cmd(
     model: str = typer.Option("tiny", "--model", help="Preset (tiny, paligemma-3b-pt-224 …), a Hugging Face "
                               "PaliGemma folder, or a student checkpoint to continue from."),
     out: Path = typer.Option(..., "--out", help="Checkpoint folder to write (config.json, tokenizer.json, state/)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from this pretrained base (`vpd pretrain --out BASE`); "
+                                         "overrides --model."),
     recipe: str = typer.Option("default", "--recipe", help="Training recipe: default | smoke."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer updates."),
     batch: Optional[int] = typer.Option(None, "--batch", help="Rows per micro-batch."),
@@ -44,7 +46,9 @@ def train_cmd(
     cfg = RECIPES.get(recipe)(**overrides)
     cfg = dataclasses.replace(cfg, lora_rank=lora_rank, accum=accum, bf16=bf16, mesh=mesh, seed=seed)
     try:
-        result = train(data, model, out, cfg, resume=resume)
+        if init is not None and not init.is_dir():
+            raise FileNotFoundError(f"--init {init}: no such base checkpoint folder (make one with `vpd pretrain`)")
+        result = train(data, str(init) if init is not None else model, out, cfg, resume=resume)
     except (FileNotFoundError, ValueError) as exc:
         rprint(f"[red]error:[/red] {exc}")
         raise typer.Exit(2)

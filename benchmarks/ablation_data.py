@@ -1,0 +1,77 @@
+"""Training sets of the ablation's arms, cut from one ``vpd mix`` mixture.
+
+For a labelled-question **budget** ``B`` and a **seed**, :func:`sample_budget` draws ``B`` example
+ids from the mixture's ``label`` lines (seeded: each seed is a different labelled subset, so the
+seeds' spread covers data variance too). The arms then train on:
+
+* ``label``  — the ``label`` lines of those examples;
+* ``vpd``    — the same label lines + the ``rationale`` lines of those examples (the ones whose
+  program verified);
+* ``vpd+lskd`` — ``vpd`` + every ``lskd`` line (LSKD needs no labels);
+* ``blind``  — the ``label`` arm with every image replaced by one constant grey image (the
+  question-only control); it is evaluated on the same constant image.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+ARMS_TRAINED = ("label", "vpd", "vpd+lskd", "blind")
+BLIND_GREY = 128  # the constant image's value (uint8, every channel)
+
+
+def read_lines(mixture: str | Path) -> list[dict]:
+    """The records of ``mixture/train.jsonl`` (or of the file itself)."""
+    path = Path(mixture)
+    file = path / "train.jsonl" if path.is_dir() else path
+    return [json.loads(x) for x in file.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+def sample_budget(lines: Sequence[dict], budget: int, seed: int) -> list[str]:
+    """``budget`` distinct example ids with a ``label`` line, drawn with ``seed`` (sorted ids first, so
+    the draw does not depend on the file's order)."""
+    ids = sorted({r["example_id"] for r in lines if r.get("task") == "label"})
+    if budget > len(ids):
+        raise ValueError(f"budget {budget} is more than the mixture's {len(ids)} labelled examples")
+    rng = np.random.default_rng([seed, budget])
+    return sorted(rng.choice(ids, size=budget, replace=False).tolist())
+
+
+def blind_image(folder: str | Path, size: tuple[int, int] = (320, 240)) -> Path:
+    """A constant grey PNG (written once) standing in for every image of the blind arm."""
+    from PIL import Image
+
+    path = Path(folder) / "blind.png"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", size, (BLIND_GREY,) * 3).save(path)
+    return path
+
+
+def arm_lines(lines: Sequence[dict], arm: str, ids: Sequence[str], *, blind: Path | None = None) -> list[dict]:
+    """The training lines of ``arm`` for the labelled examples ``ids``."""
+    chosen = set(ids)
+    label = [r for r in lines if r.get("task") == "label" and r["example_id"] in chosen]
+    if arm == "label":
+        return label
+    if arm == "blind":
+        if blind is None:
+            raise ValueError("the blind arm needs the constant image")
+        return [dict(r, image=str(blind)) for r in label]
+    rationale = [r for r in lines if r.get("task") == "rationale" and r["example_id"] in chosen]
+    if arm == "vpd":
+        return label + rationale
+    if arm == "vpd+lskd":
+        return label + rationale + [r for r in lines if r.get("task") == "lskd"]
+    raise ValueError(f"unknown arm {arm!r} (one of {', '.join(ARMS_TRAINED)})")
+
+
+def write_lines(folder: str | Path, lines: Sequence[dict]) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    return folder

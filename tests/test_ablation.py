@@ -1,0 +1,87 @@
+"""The ablation's arms, statistics and driver (a `--quick` run with the `test` preset)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from vpd.benchmarks.ablation_data import arm_lines, blind_image, sample_budget
+from vpd.benchmarks.ablation_stats import paired_difference, t_interval, wilson
+
+
+def _mixture(shapes_dir: Path, out: Path) -> Path:
+    """Label lines for every train example, and a rationale line for every other one.
+
+    The rationale texts are written here from the scene records (a fake rationale writer: this tests the
+    ablation's data plumbing, not rationale quality)."""
+    from vpd.datasets import read_examples
+    from vpd.distill.mixture import label_prefix, rationale_prefix
+
+    lines = []
+    for i, ex in enumerate(e for e in read_examples(shapes_dir)[0] if e.metadata.get("split") == "train"):
+        lines.append({"id": f"l{i}", "image": ex.image, "prefix": label_prefix(ex), "suffix": ex.answer,
+                      "task": "label", "source": "t", "weight": 1.0, "example_id": ex.id})
+        if i % 2 == 0:
+            lines.append({"id": f"r{i}", "image": ex.image, "prefix": rationale_prefix(ex),
+                          "suffix": f"I looked at the image. So the answer is {ex.answer}.", "task": "rationale",
+                          "source": "t", "weight": 1.0, "example_id": ex.id})
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    return out
+
+
+def test_budget_sampling_and_arm_lines(shapes_dir: Path, tmp_path: Path) -> None:
+    lines = [json.loads(x) for x in (_mixture(shapes_dir, tmp_path / "m") / "train.jsonl").read_text().splitlines()]
+    a, b = sample_budget(lines, 10, 0), sample_budget(lines, 10, 1)
+    assert len(set(a)) == 10 and a == sample_budget(list(reversed(lines)), 10, 0)  # order-independent
+    assert a != b  # each seed is a different labelled subset
+    with pytest.raises(ValueError, match="budget"):
+        sample_budget(lines, 10_000, 0)
+    label, vpd = arm_lines(lines, "label", a), arm_lines(lines, "vpd", a)
+    assert {r["task"] for r in label} == {"label"} and len(label) == 10
+    assert [r for r in vpd if r["task"] == "label"] == label
+    assert {r["example_id"] for r in vpd} == set(a) and any(r["task"] == "rationale" for r in vpd)
+    grey = blind_image(tmp_path)
+    blind = arm_lines(lines, "blind", a, blind=grey)
+    assert {r["image"] for r in blind} == {str(grey)} and [r["suffix"] for r in blind] == [r["suffix"] for r in label]
+    with pytest.raises(ValueError, match="unknown arm"):
+        arm_lines(lines, "nope", a)
+
+
+def test_intervals() -> None:
+    ci = t_interval([0.5, 0.6, 0.7])
+    assert math.isclose(ci.mean, 0.6) and math.isclose(ci.half_width, 4.302653 * 0.1 / math.sqrt(3), rel_tol=1e-4)
+    w = wilson(50, 100)
+    assert math.isclose(w.mean, 0.5) and 0.40 < w.low < 0.41 and 0.59 < w.high < 0.60
+    d = paired_difference([0.6, 0.7, 0.8], [0.5, 0.6, 0.7])
+    assert math.isclose(d.mean, 0.1) and math.isclose(d.half_width, 0.0, abs_tol=1e-9)
+    assert t_interval([0.4]).n == 1 and math.isnan(t_interval([0.4]).low)
+
+
+@pytest.mark.slow
+def test_quick_ablation_end_to_end(shapes_dir: Path, tmp_path: Path) -> None:
+    from vpd.benchmarks.ablation import main
+
+    mix = _mixture(shapes_dir, tmp_path / "mix")
+    out = tmp_path / "abl"
+    assert main(["--mixture", str(mix), "--test", str(shapes_dir), "--split", "", "--model", "test",
+                 "--arms", "blind,label,vpd", "--quick", "--budgets", "8", "--seeds", "2", "--steps", "3",
+                 "--limit", "6", "--out", str(out)]) == 0
+    report = json.loads((out / "ablation.json").read_text())
+    rows = {(r["arm"], r["mode"]): r for r in report["rows"]}
+    assert set(rows) == {("blind", "direct"), ("label", "direct"), ("vpd", "direct"), ("vpd", "cot")}
+    assert all(r["seeds"] == 2 and r["n"] == 2 and 0 <= r["mean"] <= 1 for r in rows.values())
+    assert {d["mode"] for d in report["differences"]} == {"direct", "cot"}
+    assert 0 <= report["majority"]["accuracy"] <= 1 and report["test_examples"] == 6
+    assert (out / "ablation.png").stat().st_size > 0 and "majority" in (out / "ablation.md").read_text().lower()
+    score = json.loads((out / "runs" / "b8" / "vpd" / "s0" / "score.json").read_text())
+    assert score["train_lines"]["label"] == 8 and score["modes"]["cot"]["n"] == 6
+    # resumable: a rerun reuses every finished arm (no training)
+    before = (out / "runs" / "b8" / "vpd" / "s0" / "score.json").stat().st_mtime
+    main(["--mixture", str(mix), "--test", str(shapes_dir), "--split", "", "--model", "test", "--arms",
+          "blind,label,vpd", "--quick", "--budgets", "8", "--seeds", "2", "--steps", "3", "--limit", "6",
+          "--out", str(out)])
+    assert (out / "runs" / "b8" / "vpd" / "s0" / "score.json").stat().st_mtime == before

@@ -1,0 +1,121 @@
+"""Pretraining: location tokens, the task builders, the split/template guarantees, `vpd pretrain` and
+`vpd train --init` from its base."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def test_loc_tokens_round_trip_within_a_bin() -> None:
+    from vpd.distill.loc_tokens import detections_text, parse_detections
+
+    boxes = [((12, 40, 36, 64), "red cube"), ((200, 10, 250, 60), "blue sphere")]
+    text = detections_text(boxes, 320, 240, bins=64)
+    assert text.count("<loc") == 8 and " ; " in text
+    parsed = parse_detections(text, 320, 240, bins=64)
+    assert [label for _, label in parsed] == ["red cube", "blue sphere"]
+    for (box, _), (got, _) in zip(boxes, parsed):
+        assert all(abs(a - b) <= 320 / 64 for a, b in zip(box, got))
+    assert detections_text([], 320, 240) == "none" and parse_detections("none", 320, 240) == []
+    assert parse_detections("<loc0001><loc0002> junk", 320, 240) == []  # malformed pieces are skipped
+
+
+def test_records_use_only_train_scenes_and_no_eval_template(shapes_dir: Path) -> None:
+    from vpd.benchmarks.shapes import scene_split
+    from vpd.distill.pretrain_tasks import (PRETRAIN_TASKS, assert_not_eval_templates, heldout_scenes,
+                                            pretrain_records, read_scenes)
+
+    scenes = read_scenes(shapes_dir)
+    assert scenes
+    for sc in scenes:  # scene ids are "s<seed>-<index>"-like; the split is recomputed from the generator
+        rec = next(json.loads(x) for x in (shapes_dir / "examples.jsonl").read_text().splitlines()
+                   if json.loads(x)["scene_id"] == sc.scene_id)
+        assert rec["split"] == "train"
+    records = pretrain_records(scenes)
+    assert {r["task"] for r in records} == {f"pretrain:{t}" for t in PRETRAIN_TASKS.names()}
+    train_images = {sc.image for sc in scenes}
+    held = {sc.image for split in ("val", "test") for sc in heldout_scenes(shapes_dir, split)}
+    assert held and {r["image"] for r in records} <= train_images and not train_images & held
+    assert_not_eval_templates(records)  # the guard passes on the real records …
+    bad = dict(records[0], prefix="How many red cubes are there?")
+    with pytest.raises(ValueError, match="evaluation question"):  # … and fails on an evaluation question
+        assert_not_eval_templates([bad])
+    with pytest.raises(ValueError, match="train-split"):
+        read_scenes(shapes_dir, "test")
+    assert scene_split  # imported: the generator's split function is what wrote the records
+
+
+def test_detect_targets_are_the_scene_boxes() -> None:
+    from vpd.distill.loc_tokens import parse_detections
+    from vpd.distill.pretrain_tasks import PRETRAIN_TASKS
+
+    objs = [{"shape": "cube", "color": "red", "size": "large", "bbox": [10, 20, 50, 60]},
+            {"shape": "cube", "color": "red", "size": "small", "bbox": [100, 30, 122, 52]},
+            {"shape": "sphere", "color": "blue", "size": "small", "bbox": [200, 30, 222, 52]}]
+    for seed in range(30):
+        (prefix, suffix), = PRETRAIN_TASKS.get("detect")(objs, 320, 240, np.random.default_rng(seed), 64)
+        phrase = prefix.removeprefix("detect ")
+        words = phrase.replace(" object", "").split()
+        want = [o for o in objs if all(w in (o["color"], o["shape"], o["size"]) for w in words)]
+        got = parse_detections(suffix, 320, 240, 64)
+        assert len(got) == len(want), (prefix, suffix)
+    (_, caption), = PRETRAIN_TASKS.get("caption")(objs, 320, 240, np.random.default_rng(0), 64)
+    assert caption == "3 objects: a large red cube, a small red cube and a small blue sphere."
+
+
+def test_conv_stem_gives_the_patch_grid() -> None:
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from vpd.distill.vlm_config import preset
+    from vpd.distill.vlm_model import VisionEncoder
+
+    cfg = preset("test").replace(vision=dict(stem="conv", stem_width=8))
+    enc = VisionEncoder(cfg.vision, rngs=nnx.Rngs(0))
+    out = enc(jnp.zeros((2, cfg.vision.image_size, cfg.vision.image_size, 3)))
+    assert out.shape == (2, cfg.num_image_tokens, cfg.vision.width)
+    with pytest.raises(ValueError, match="stem"):
+        VisionEncoder(cfg.vision.__class__(**{**cfg.vision.__dict__, "stem": "nope"}), rngs=nnx.Rngs(0))
+
+
+def test_pretrain_cli_then_train_init(shapes_dir: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from vpd.cli import app
+    from vpd.distill.vlm_checkpoint import read_meta
+    from vpd.distill.vlm_tokenizer import load_tokenizer
+
+    base = tmp_path / "base"
+    r = CliRunner().invoke(app, ["pretrain", "--data", str(shapes_dir), "--out", str(base), "--model", "test",
+                                 "--steps", "3", "--batch", "4", "--loc-bins", "16", "--eval-scenes", "2"])
+    assert r.exit_code == 0, (r.output, r.exception)
+    summary = json.loads((base / "pretrain.json").read_text())
+    assert summary["split"] == "train" and summary["steps"] == 3 and summary["loc_bins"] == 16
+    det = summary["detection"]
+    assert det["split"] == "val" and det["queries"] == 3 * det["scenes"] > 0
+    assert 0.0 <= det["recall@0.5"] <= 1.0 and 0.0 <= det["precision@0.5"] <= 1.0
+    tok = load_tokenizer(base)
+    assert tok.encode("<loc0007>") == [tok.tokenizer.token_to_id("<loc0007>")]  # one token, kept on decode
+    assert tok.decode(tok.encode("<loc0007> red")) == "<loc0007> red"
+
+    # instruction tuning from the base keeps its tokenizer and architecture
+    mix = tmp_path / "mix"
+    mix.mkdir()
+    ex = json.loads((shapes_dir / "examples.jsonl").read_text().splitlines()[0])
+    line = {"id": "m0", "image": str((shapes_dir / ex["image"]).resolve()), "prefix": ex["question"],
+            "suffix": ex["answer"], "task": "label", "source": "t", "weight": 1.0, "example_id": ex["id"]}
+    (mix / "train.jsonl").write_text(json.dumps(line) + "\n")
+    student = tmp_path / "student"
+    r = CliRunner().invoke(app, ["train", "--data", str(mix), "--init", str(base), "--out", str(student),
+                                 "--recipe", "smoke", "--steps", "2", "--batch", "1"])
+    assert r.exit_code == 0, (r.output, r.exception)
+    assert read_meta(student)["init"] == str(base)
+    assert read_meta(student)["model"] == read_meta(base)["model"]
+    assert (student / "tokenizer.json").read_text() == (base / "tokenizer.json").read_text()
+    r = CliRunner().invoke(app, ["train", "--data", str(mix), "--init", str(tmp_path / "missing"), "--out",
+                                 str(tmp_path / "x"), "--recipe", "smoke"])
+    assert r.exit_code == 2 and "vpd pretrain" in r.output
