@@ -5,6 +5,12 @@ rewriter, fallback; plus ``kept`` and ``check``) and adds a ``rationalize`` sect
 ``RUN/report.json``. A rewriter output that fails :func:`check_rationale` falls back to the template
 (counted); if the template fails too the line is written with ``kept: false`` and counted, so
 nothing is lost silently.
+
+With ``min_agreement`` > 0 each verified example is rationalized from its passing program that is
+right on the most images asking its question (:mod:`vpd.distill.program_agreement`; a change from
+synth's choice is counted in ``agreement_switched``); if even that one is right on fewer than
+``min_agreement`` of them, the example is not rewritten: its line is written with ``kept: false``
+and reason ``agreement``, and counted in ``agreement_dropped``.
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ class RationalizeReport:
     dropped_reasons: list[str] = field(default_factory=list)
     bad_lines: int = 0
     seconds: float = 0.0
+    min_agreement: float = 0.0
+    agreement_dropped: int = 0
+    agreement_switched: int = 0  # examples rationalized from another passing program that agrees more
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -98,8 +107,13 @@ def rationalize_items(items: list[TraceItem], rewriter: Any, report: Rationalize
 
 
 def rationalize_run(run: str | Path, *, rewriter: str = "template", llm: str | None = None,
-                    sampler: Any = None, show_progress: bool = True) -> RationalizeReport:
-    """Rationalize every verified example of ``run``; writes ``rationales.jsonl`` and the report."""
+                    sampler: Any = None, show_progress: bool = True,
+                    min_agreement: float = 0.0) -> RationalizeReport:
+    """Rationalize every verified example of ``run``; writes ``rationales.jsonl`` and the report.
+
+    ``min_agreement`` (0..1): use each example's best-agreeing passing program and skip examples
+    where it is right on a smaller share of its question's images (see the module docstring); 0
+    keeps every verified example with synth's chosen program."""
     run = Path(run)
     if not run.is_dir():
         raise FileNotFoundError(f"run directory not found: {run}")
@@ -113,7 +127,13 @@ def rationalize_run(run: str | Path, *, rewriter: str = "template", llm: str | N
         if llm:
             opts["llm"] = llm
     rw = load_rewriter(rewriter, **opts)
-    report = RationalizeReport(rewriter=rewriter, verified=len(verified), bad_lines=stats.bad_lines)
+    report = RationalizeReport(rewriter=rewriter, verified=len(verified), bad_lines=stats.bad_lines,
+                               min_agreement=min_agreement)
+    skipped: list[dict[str, Any]] = []
+    if min_agreement > 0:
+        verified, skipped, report.agreement_switched = _filter_agreement(run, verified, min_agreement)
+        report.agreement_dropped = report.dropped = len(skipped)
+        report.written = len(skipped)
     items = [TraceItem(example=v.example, program=v.candidate.program or "", trace=v.candidate.trace,
                        answer=v.candidate.answer) for v in verified]
     if show_progress and items:
@@ -124,7 +144,41 @@ def rationalize_run(run: str | Path, *, rewriter: str = "template", llm: str | N
             records = rationalize_items(items, rw, report, lambda k: prog.advance(task, k))
     else:
         records = rationalize_items(items, rw, report)
-    write_jsonl(run / "rationales.jsonl", records)
+    write_jsonl(run / "rationales.jsonl", records + skipped)
     report.seconds = round(time.perf_counter() - t0, 3)
     merge_report(run, "rationalize", report.to_dict())
     return report
+
+
+def _filter_agreement(run: Path, verified: list[Any], threshold: float
+                      ) -> tuple[list[Any], list[dict[str, Any]], int]:
+    """(verified examples, each with its best-agreeing passing program, for those reaching
+    ``threshold``; ``kept: false`` records for the others; how many changed program)."""
+    from vpd.distill.program_agreement import agreement_index
+    from vpd.distill.run_io import Verified
+
+    index = agreement_index(run)
+    keep: list[Any] = []
+    skipped: list[dict[str, Any]] = []
+    switched = 0
+    for v in verified:
+        best = index.best(v.example, prefer=v.candidate)
+        if best is not None and best[1].accuracy >= threshold:
+            cand = best[0]
+            if cand.program != v.candidate.program:
+                switched += 1
+                v = Verified(example=v.example, candidate=cand)
+            keep.append(v)
+            continue
+        agree = best[1] if best is not None else index.of(v.example, v.candidate.program)
+        share = agree.accuracy if agree is not None else 0.0
+        record = f"{agree.passed}/{agree.images}" if agree is not None else "0/0"
+        reason = (f"agreement: best passing program right on {record} images of its question "
+                  f"({share:.2f} < {threshold:g})")
+        skipped.append({
+            "example": v.example.to_dict(), "program": v.candidate.program or "",
+            "trace_text": v.candidate.trace.text(), "rationale": None, "rewriter": None, "fallback": False,
+            "kept": False, "answer": v.candidate.answer,
+            "check": {"answer_ok": None, "cites_ok": None, "stated": None, "reason": reason},
+        })
+    return keep, skipped, switched

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from vpd.cli import app
 from vpd.datasets import read_examples
-from vpd.question_select import coverage, pick_frequent_questions, question_key, ranked_questions
+from vpd.question_select import coverage, in_rank_order, pick_frequent_questions, question_key, ranked_questions
 from vpd.types import Example
 
 runner = CliRunner()
@@ -48,6 +48,18 @@ def test_pick_keeps_input_order_and_cuts():
     assert pick_frequent_questions(exs, 0) == []
 
 
+def test_rank_order_groups_questions_most_valuable_first():
+    exs = _examples()
+    ordered = in_rank_order(exs)
+    assert sorted(e.id for e in ordered) == sorted(e.id for e in exs)
+    firsts = list(dict.fromkeys(e.question for e in ordered))
+    assert firsts == [q for q, _ in ranked_questions(exs)]
+    # grouped: each question's examples are contiguous and keep their input order
+    pos = [e.question for e in ordered]
+    assert all(pos.index(q) + pos.count(q) - 1 == len(pos) - 1 - pos[::-1].index(q) for q in set(pos))
+    assert [e.id for e in ordered if e.question == "count B"] == [e.id for e in exs if e.question == "count B"]
+
+
 def test_choices_are_part_of_the_key():
     exs = [_ex(0, "pick", "choice", ("a", "b")), _ex(1, "pick", "choice", ("c", "d")), _ex(2, "pick", "choice", ("a", "b"))]
     assert len(ranked_questions(exs)) == 2
@@ -73,6 +85,7 @@ def test_cli_select_writes_loadable_jsonl(tmp_path: Path):
     assert not bad and len(chosen) == summary["chosen_examples"] > 0
     assert summary["chosen_questions"] == len({question_key(e) for e in chosen}) == 5
     assert all(e.metadata["split"] == "train" and Path(e.image).is_file() for e in chosen)
+    assert [e.id for e in chosen] == [e.id for e in in_rank_order(chosen)]  # written in rank order
     train, _ = read_examples(data)
     train = [e for e in train if e.metadata["split"] == "train"]
     assert summary["input_examples"] == len(train)

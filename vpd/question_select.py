@@ -7,7 +7,9 @@ questions gives the most examples per LLM call.
 
 Rules (:func:`pick_frequent_questions`): distinct questions ranked by frequency (ties by first
 appearance), taken round-robin over question types in sorted ``qtype`` order so every type is
-represented; the examples of the chosen questions keep their input order.
+represented; the examples of the chosen questions keep their input order, or with
+:func:`in_rank_order` are grouped question by question in rank order, so a synth run that stops
+early has already sampled the questions worth the most examples.
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ def pick_frequent_questions(examples: Sequence[Example], n_questions: int,
     keep = set(ranked_questions(examples)[:max(0, n_questions)])
     chosen = [e for e in examples if question_key(e) in keep]
     return chosen if max_examples is None else chosen[:max_examples]
+
+
+def in_rank_order(examples: Sequence[Example]) -> list[Example]:
+    """``examples`` grouped by question in :func:`ranked_questions` order (stable within a question)."""
+    rank = {key: i for i, key in enumerate(ranked_questions(examples))}
+    return sorted(examples, key=lambda e: rank[question_key(e)])
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -72,6 +72,9 @@ def select(
     questions: int = typer.Option(..., "--questions", min=1, help="Number of distinct questions to keep."),
     split: Optional[str] = typer.Option(None, "--split", help="Only examples whose `split` is this (train/val/test)."),
     max_examples: Optional[int] = typer.Option(None, "--max-examples", min=1, help="Cut the chosen examples to N."),
+    rank_order: bool = typer.Option(True, "--rank-order/--input-order",
+                                    help="Write the examples grouped by question, most frequent first (a synth "
+                                         "stopped early has sampled the best questions), or in input order."),
     coverage_at: Optional[str] = typer.Option(None, "--coverage", help="Also print how many examples the first "
                                                                        "N questions cover, e.g. 50,100,200."),
 ) -> None:
@@ -81,7 +84,7 @@ def select(
     the LLM cost: pass the written .jsonl to `vpd synth --data`. Prints a JSON summary.
     """
     from vpd.datasets import read_examples, write_examples
-    from vpd.question_select import coverage, pick_frequent_questions, question_key
+    from vpd.question_select import coverage, in_rank_order, pick_frequent_questions, question_key
 
     if not data.exists():
         raise typer.BadParameter(f"no dataset at {data}", param_hint="--data")
@@ -99,6 +102,8 @@ def select(
         raise typer.BadParameter(f"no examples in {data}" + (f" with split {split!r}" if split else ""),
                                  param_hint="--data")
     chosen = pick_frequent_questions(examples, questions, max_examples)
+    if rank_order:
+        chosen = in_rank_order(chosen)
     if out is not None:
         write_examples(chosen, out)
     per_qtype: dict[str, int] = {}

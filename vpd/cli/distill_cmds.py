@@ -23,11 +23,16 @@ def rationalize_cmd(
     engine: str = typer.Option("local", "--engine", help="local | ray (shards of examples as Ray tasks)."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: start a local one)."),
     shards: Optional[int] = typer.Option(None, "--shards", help="Ray shards (default: 2 per CPU)."),
+    min_agreement: float = typer.Option(0.0, "--min-agreement", min=0.0, max=1.0,
+                                        help="Use each example's best-agreeing passing program; skip it if that is right on "
+                                             "fewer than this share of the images asking its question (e.g. 0.8; 0: off)."),
 ) -> None:
     """Rewrite every verified trace into a rationale, check it, fall back to the template; writes RUN/rationales.jsonl."""
     from vpd.distill.rationalize import rationalize_run
 
     if engine == "ray":
+        if min_agreement > 0:
+            raise typer.BadParameter("--min-agreement needs --engine local", param_hint="--min-agreement")
         from vpd.ray_engine import rationalize_ray
 
         total = rationalize_ray(run, rewriter=rewriter, llm=llm, address=address, shards=shards)
@@ -37,10 +42,12 @@ def rationalize_cmd(
         return
     if engine != "local":
         raise typer.BadParameter("--engine must be 'local' or 'ray'")
-    rep = rationalize_run(run, rewriter=rewriter, llm=llm)
+    rep = rationalize_run(run, rewriter=rewriter, llm=llm, min_agreement=min_agreement)
     console.print(f"[bold]rationalize[/] {run}: {rep.verified} verified -> {rep.kept} kept rationales "
-                  f"({rep.rewriter} ok {rep.rewriter_ok}, fallbacks {rep.fallbacks}, dropped {rep.dropped}, "
-                  f"bad lines {rep.bad_lines}) in {rep.seconds:.1f}s")
+                  f"({rep.rewriter} ok {rep.rewriter_ok}, fallbacks {rep.fallbacks}, dropped {rep.dropped}"
+                  + (f" of which {rep.agreement_dropped} below --min-agreement {min_agreement:g}; "
+                     f"{rep.agreement_switched} from a better-agreeing program" if min_agreement else "")
+                  + f", bad lines {rep.bad_lines}) in {rep.seconds:.1f}s")
     if rep.fallback_reasons:
         console.print("fallback reasons: " + ", ".join(f"{k} {v}" for k, v in sorted(rep.fallback_reasons.items())))
     console.print(f"wrote {Path(run) / 'rationales.jsonl'}")
