@@ -163,7 +163,8 @@ def pretrain_records(scenes: Sequence[PretrainScene], tasks: dict[str, int] | No
                 for prefix, suffix in PRETRAIN_TASKS.get(name)(list(sc.objects), sc.width, sc.height, rng, bins):
                     out.append({"id": f"pt-{sc.scene_id}-{name}{j}", "image": sc.image, "prefix": prefix,
                                 "suffix": suffix, "task": f"pretrain:{name}", "source": "pretrain",
-                                "weight": 1.0, "example_id": sc.scene_id})
+                                "weight": 1.0, "example_id": sc.scene_id,
+                                "scene": {"width": sc.width, "height": sc.height, "objects": list(sc.objects)}})
     return out
 
 

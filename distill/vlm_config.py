@@ -31,6 +31,9 @@ class VisionConfig:
     #: and ``2 * stem_width`` channels, then a ``patch_size // 4`` conv: same token grid, more seeing per FLOP).
     stem: str = "patch"
     stem_width: int = 0
+    #: > 0: a linear head of this many logits on each image token, for the dense pretraining targets of
+    #: :mod:`vpd.distill.grid_targets` (unused after pretraining; not part of PaliGemma).
+    grid_head: int = 0
 
     @property
     def num_patches(self) -> int:
@@ -105,7 +108,7 @@ def student_s() -> VLMConfig:
     return VLMConfig(
         preset="student-s",
         vision=VisionConfig(image_size=128, patch_size=16, width=128, depth=2, heads=4, mlp_dim=384,
-                            stem="conv", stem_width=24),
+                            stem="conv", stem_width=24, grid_head=16),
         text=TextConfig(vocab_size=1024, width=128, depth=3, heads=4, kv_heads=1, head_dim=32, mlp_dim=384),
         image_token_id=4,
     )

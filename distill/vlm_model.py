@@ -222,6 +222,8 @@ class PaliGemma(nnx.Module):
         self.embedder = nnx.Embed(t.vocab_size, t.width, embedding_init=nnx.initializers.normal(0.02), rngs=rngs)
         self.layers = nnx.List([GemmaBlock(t, rngs=rngs) for _ in range(t.depth)])
         self.final_norm = RMSNorm(t.width, t.rms_norm_eps)
+        if config.vision.grid_head:
+            self.grid_head = nnx.Linear(config.vision.width, config.vision.grid_head, rngs=rngs)
 
     # -- pieces
     def embed_image(self, pixels: Float[Array, "B H W 3"]) -> Float[Array, "B N D"]:
@@ -231,8 +233,8 @@ class PaliGemma(nnx.Module):
         table = self.embedder.embedding[...]
         return jnp.take(table, tokens, axis=0) * jnp.asarray(math.sqrt(self.config.text.width), table.dtype)
 
-    def _sequence(self, pixels, tokens, valid, suffix):
-        img = self.embed_image(pixels)
+    def _sequence(self, pixels, tokens, valid, suffix, vision=None):
+        img = _dense(self.projector, self.vision(pixels) if vision is None else vision)
         txt = self.embed_text(tokens)
         b, n = img.shape[:2]
         x = jnp.concatenate([img.astype(txt.dtype), txt], axis=1)
@@ -252,12 +254,19 @@ class PaliGemma(nnx.Module):
     def hidden(self, pixels: Float[Array, "B H W 3"], tokens: Int[Array, "B T"], valid: Bool[Array, "B T"],
                suffix: Bool[Array, "B T"]) -> Float[Array, "B T D"]:
         """The decoder's last hidden states at the text positions (before the final norm)."""
-        x, full_valid, full_suffix = self._sequence(pixels, tokens, valid, suffix)
+        return self.hidden_and_vision(pixels, tokens, valid, suffix)[0]
+
+    def hidden_and_vision(self, pixels: Float[Array, "B H W 3"], tokens: Int[Array, "B T"],
+                          valid: Bool[Array, "B T"], suffix: Bool[Array, "B T"]
+                          ) -> tuple[Float[Array, "B T D"], Float[Array, "B N E"]]:
+        """:meth:`hidden` and the vision encoder's output tokens (for dense pretraining heads)."""
+        vision = self.vision(pixels)
+        x, full_valid, full_suffix = self._sequence(pixels, tokens, valid, suffix, vision)
         positions = jnp.cumsum(full_valid, axis=1).astype(jnp.float32)
         mask = prefix_lm_mask(full_valid, full_suffix)
         for layer in self.layers:
             x, _ = layer(x, positions, mask)
-        return x[:, self.config.num_image_tokens:]
+        return x[:, self.config.num_image_tokens:], vision
 
     def logits(self, h: Float[Array, "B T D"]) -> Float[Array, "B T V"]:
         """Next-token logits from :meth:`hidden` states (any subset of positions)."""

@@ -73,6 +73,9 @@ class TrainConfig:
     tokenizer_vocab: int | None = None
     #: > 0: the preset's new tokenizer gets this many PaliGemma location tokens (``<loc0000>``…).
     loc_bins: int = 0
+    #: weight of the dense per-image-token loss (:mod:`vpd.distill.grid_targets`) on records with a
+    #: ``scene``; needs a model with ``vision.grid_head`` (pretraining only).
+    grid_weight: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -113,13 +116,17 @@ class MixtureData:
     truncated: int = 0
     #: how targets longer than ``max_suffix`` were shortened (answers are never cut; see target_shorten)
     shortening: dict = field(default_factory=dict)
+    grid: np.ndarray | None = None  # [I, cells, groups] int32 dense targets per image (grid_targets)
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def batch(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        return {"pixels": normalize(self.images[self.image_index[rows]]), "tokens": self.tokens[rows],
-                "valid": self.valid[rows], "suffix": self.suffix[rows], "weight": self.weight[rows]}
+        out = {"pixels": normalize(self.images[self.image_index[rows]]), "tokens": self.tokens[rows],
+               "valid": self.valid[rows], "suffix": self.suffix[rows], "weight": self.weight[rows]}
+        if self.grid is not None:
+            out["grid"] = self.grid[self.image_index[rows]]
+        return out
 
 
 def read_mixture(path: str | Path, max_examples: int | None = None) -> tuple[list[dict], list[dict]]:
@@ -148,17 +155,27 @@ def read_mixture(path: str | Path, max_examples: int | None = None) -> tuple[lis
 
 
 def tokenize_mixture(records: list[dict], tok: VLMTokenizer, image_size: int, max_prefix: int, max_suffix: int,
-                     problems: list[dict] | None = None) -> MixtureData:
-    """Load images (bad ones are recorded and their examples dropped) and tokenize every record."""
+                     problems: list[dict] | None = None, grid: int = 0) -> MixtureData:
+    """Load images (bad ones are recorded and their examples dropped) and tokenize every record.
+
+    ``grid`` > 0: also the dense targets (:mod:`vpd.distill.grid_targets`) of every image whose
+    records carry a ``scene`` (``{"width", "height", "objects"}``); other images are ignored cells.
+    """
     problems = [] if problems is None else problems
     cache: dict[str, int] = {}
     images: list[np.ndarray] = []
+    grids: list[np.ndarray] = []
     keep, index = [], []
     for rec in records:
         path = rec["image"]
         if path not in cache:
             try:
                 images.append(resize_uint8(path, image_size))
+                if grid:
+                    from vpd.distill.grid_targets import grid_targets, ignored
+
+                    sc = rec.get("scene")
+                    grids.append(grid_targets(sc["objects"], sc["width"], sc["height"], grid) if sc else ignored(grid))
                 cache[path] = len(images) - 1
             except (ValueError, OSError) as exc:
                 cache[path] = -1
@@ -176,6 +193,7 @@ def tokenize_mixture(records: list[dict], tok: VLMTokenizer, image_size: int, ma
         suffix=np.stack([e.suffix for e in enc]),
         weight=np.asarray([float(r.get("weight", 1.0) or 0.0) for r in keep], np.float32),
         problems=problems, truncated=sum(e.truncated for e in enc), shortening=shortening_counts(enc).to_dict(),
+        grid=np.stack(grids) if grids else None,
     )
 
 
@@ -207,8 +225,23 @@ def target_count(batch: dict[str, np.ndarray]) -> int:
     return int((np.asarray(batch["suffix"]) & np.asarray(batch["valid"]))[..., 1:].sum(-1).max(initial=0))
 
 
-def suffix_loss(model: PaliGemma, batch: dict[str, jax.Array], max_targets: int | None = None
-                ) -> tuple[jax.Array, jax.Array]:
+def grid_loss(model: PaliGemma, vision: jax.Array, grid: jax.Array) -> jax.Array:
+    """Per-example mean cross-entropy of the dense grid head over non-ignored cells and groups ``[B]``."""
+    from vpd.distill.grid_targets import GROUPS
+
+    b, n, d = vision.shape
+    logits = model.grid_head(vision.reshape(b * n, d)).reshape(b, n, -1).astype(jnp.float32)  # [B, N, sum(GROUPS)]
+    total, count, start = 0.0, 0.0, 0
+    for g, n in enumerate(GROUPS):
+        target = grid[..., g]
+        ok = (target >= 0).astype(jnp.float32)
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits[..., start:start + n], jnp.maximum(target, 0))
+        total, count, start = total + (ce * ok).sum(-1), count + ok.sum(-1), start + n
+    return total / jnp.maximum(count, 1.0)
+
+
+def suffix_loss(model: PaliGemma, batch: dict[str, jax.Array], max_targets: int | None = None,
+                grid_weight: float = 0.0) -> tuple[jax.Array, jax.Array]:
     """(sum of weight x per-example mean suffix NLL, sum of weights) for one micro-batch.
 
     With ``max_targets`` (a static bound on :func:`target_count`, e.g. ``TrainConfig.max_suffix``),
@@ -216,7 +249,8 @@ def suffix_loss(model: PaliGemma, batch: dict[str, jax.Array], max_targets: int 
     projection and the softmax: each row's first ``max_targets`` target positions are picked with a
     one-hot matmul (exact, and a matmul again in the backward pass, not a scatter).
     """
-    h = model.hidden(batch["pixels"], batch["tokens"], batch["valid"], batch["suffix"])[:, :-1]
+    h, vision = model.hidden_and_vision(batch["pixels"], batch["tokens"], batch["valid"], batch["suffix"])
+    h = h[:, :-1]
     targets = batch["tokens"][:, 1:]
     is_target = (batch["suffix"] & batch["valid"])[:, 1:]
     t = is_target.shape[1]
@@ -229,6 +263,8 @@ def suffix_loss(model: PaliGemma, batch: dict[str, jax.Array], max_targets: int 
         mask = is_target.astype(jnp.float32)
     nll = optax.softmax_cross_entropy_with_integer_labels(model.logits(h).astype(jnp.float32), targets)
     per_example = (nll * mask).sum(-1) / jnp.maximum(mask.sum(-1), 1.0)
+    if grid_weight and "grid" in batch and hasattr(model, "grid_head"):
+        per_example = per_example + grid_weight * grid_loss(model, vision, batch["grid"])
     w = batch["weight"].astype(jnp.float32)
     return (w * per_example).sum(), w.sum()
 
@@ -247,7 +283,7 @@ def _update(trainable, frozen, opt_state, batch, *, graphdef, cfg: TrainConfig, 
         t, f = (_cast(tr, jnp.bfloat16), _cast(frozen, jnp.bfloat16)) if cfg.bf16 else (tr, frozen)
         if cfg.bf16:
             mb = dict(mb, pixels=mb["pixels"].astype(jnp.bfloat16))
-        return suffix_loss(nnx.merge(graphdef, t, f), mb, cfg.max_suffix)
+        return suffix_loss(nnx.merge(graphdef, t, f), mb, cfg.max_suffix, cfg.grid_weight)
 
     grad_fn = jax.value_and_grad(micro_loss, has_aux=True)
 
@@ -441,7 +477,10 @@ def train(data: str | Path, model_spec: str, out: str | Path, cfg: TrainConfig, 
                 "train": cfg.to_dict(), "max_prefix": cfg.max_prefix, "max_suffix": cfg.max_suffix,
                 "data": str(Path(data).absolute()), **info}
         resumed = False
-    data_ = tokenize_mixture(records, tok, model.config.vision.image_size, cfg.max_prefix, cfg.max_suffix, problems)
+    grid = (model.config.vision.image_size // model.config.vision.patch_size
+            if cfg.grid_weight and model.config.vision.grid_head else 0)
+    data_ = tokenize_mixture(records, tok, model.config.vision.image_size, cfg.max_prefix, cfg.max_suffix, problems,
+                             grid=grid)
     if not resumed:
         meta["shortening"] = data_.shortening
     gb = cfg.batch * cfg.accum

@@ -33,6 +33,8 @@ def pretrain_cmd(
     lr: float = typer.Option(2e-3, "--lr", help="Peak learning rate (warmup + cosine)."),
     loc_bins: int = typer.Option(64, "--loc-bins", help="Location-token bins per axis (PaliGemma uses 1024)."),
     max_scenes: Optional[int] = typer.Option(None, "--max-scenes", help="Use only the first N train scenes."),
+    grid_weight: float = typer.Option(1.0, "--grid-weight", help="Weight of the dense per-image-token loss (colour, "
+                                      "shape, size of the object centred in each cell; 0: text tasks only)."),
     eval_scenes: int = typer.Option(100, "--eval-scenes", help="Val scenes for the detection measurement (0: skip)."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
@@ -43,7 +45,7 @@ def pretrain_cmd(
     from vpd.distill.pretrain import pretrain
     from vpd.distill.vlm_train import TrainConfig
 
-    cfg = TrainConfig(steps=steps, batch=batch, lr=lr, seed=seed, loc_bins=loc_bins, warmup_steps=min(100, steps // 10),
+    cfg = TrainConfig(steps=steps, batch=batch, lr=lr, seed=seed, loc_bins=loc_bins, grid_weight=grid_weight, warmup_steps=min(100, steps // 10),
                       max_prefix=32, max_suffix=128, ckpt_every=max(steps // 4, 1))
     try:
         res = pretrain(data, out, cfg, preset=model, tasks=parse_tasks(tasks), max_scenes=max_scenes,
