@@ -157,6 +157,7 @@ class SessionStats:
     llm_changed_from: str | None = None  # the previous session's spec, when this one differs
     retried: int = 0  # committed examples redone (their infrastructure failures retried)
     stopped: str | None = None  # why the session stopped early (InfrastructureFailureError), else None
+    sampler: dict[str, Any] | None = None  # the sampler's settings (Sampler.describe), taken at the start
     isolation: dict[str, Any] | None = None  # the sandbox's OS layers (Isolation.to_dict); None: no sandbox
 
     def to_dict(self) -> dict[str, Any]:
@@ -288,6 +289,7 @@ def run_synth(cfg: SynthConfig, *, writer: ProgramWriter | None = None, executor
         stats.prompt_fingerprint = fingerprint
 
         manifest = _manifest(cfg, store, counts, toolbox, sampler, started, prompt_fingerprint=fingerprint)
+        stats.sampler = manifest.get("sampler") or None  # taken now: a closed sampler cannot describe itself
         stats.isolation = manifest["isolation"] = executor.isolation() if hasattr(executor, "isolation") else None
         store.write_manifest(manifest)
         last_save = [time.perf_counter()]
@@ -309,11 +311,12 @@ def run_synth(cfg: SynthConfig, *, writer: ProgramWriter | None = None, executor
         except InfrastructureFailureError as exc:
             stopped, stats.stopped = exc, str(exc)
     finally:
+        # saved before the sampler closes (a closed sampler cannot describe itself for a first manifest)
+        _save_session(store, cfg, counts, sampler, started, stats, toolbox, len(pending))
         for obj in owned:
             close = getattr(obj, "close", None)
             if close:
                 close()
-        _save_session(store, cfg, counts, sampler, started, stats, toolbox, len(pending))
         if toolbox is not None and owns_toolbox:
             cache = getattr(toolbox, "cache", None)
             toolbox.close()  # the batching threads
@@ -349,8 +352,7 @@ def _save_session(store: RunStore, cfg: SynthConfig, counts: dict[str, Any], sam
     if toolbox is not None and hasattr(toolbox, "batch_stats"):
         tstats["batches"] = toolbox.batch_stats()
     session = {"started": started, "finished": time.time(), **stats.to_dict(), "toolbox": tstats,
-               "pending_at_start": pending,
-               "sampler": sampler.describe() if hasattr(sampler, "describe") else None}
+               "pending_at_start": pending}
     manifest = store.read_manifest() or _manifest(cfg, store, counts, None, sampler, started)
     sessions = [s for s in manifest.get("sessions", []) if s.get("started") != started]
     manifest["sessions"] = sessions + [session]
