@@ -249,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--arms", default="blind,base,label,vpd,vpd+lskd,teacher")
     ap.add_argument("--budgets", default="250,1000,4000", help="labelled-question budgets (comma-separated)")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--one-seed-arms", default="", help="arms trained with seed 0 only (e.g. blind, to save time)")
     ap.add_argument("--teacher", type=Path, default=None, help="programs' predictions JSONL (vpd synth --no-labels)")
     ap.add_argument("--out", type=Path, default=Path("runs/ablation"))
     ap.add_argument("--steps", type=int, default=600)
@@ -287,8 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     if "base" in arms:
         results[(0, "base")] = [run_arm("base", 0, 0, args, lines, examples, args.out / "runs" / "base")]
     for budget in budgets:
+        one_seed = {a.strip() for a in args.one_seed_arms.split(",") if a.strip()}
         for seed in range(args.seeds):
-            for arm in (a for a in arms if a not in ("base", "teacher")):
+            for arm in (a for a in arms if a not in ("base", "teacher") and (seed == 0 or a not in one_seed)):
                 r = run_arm(arm, budget, seed, args, lines, examples, args.out / "runs" / f"b{budget}" / arm / f"s{seed}")
                 results.setdefault((budget, arm), []).append(r)
                 modes = ", ".join(f"{m} {100 * v['accuracy']:.1f}%" for m, v in r["modes"].items())
