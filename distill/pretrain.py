@@ -151,7 +151,34 @@ def detection_quality(ckpt: str | Path, data: str | Path, *, split: str = "val",
         n_gt += len(gt)
         exact += int(len(pred) == len(gt))
     return {"split": split, "scenes": len(scenes), "queries": len(queries), "gt_boxes": n_gt,
+            "grid_head": grid_quality(predictor.model, scenes, pixels),
             "pred_boxes": n_pred, "recall@0.5": tp / max(n_gt, 1), "precision@0.5": tp / max(n_pred, 1),
             "count_exact": exact / len(queries), "examples": [
                 {"image": sc.image, "query": f"detect {p}", "output": t} for (sc, p, _), t in
                 list(zip(queries, texts))[:5]]}
+
+
+def grid_quality(model, scenes: Sequence[PretrainScene], pixels: dict[str, np.ndarray]) -> dict[str, float]:
+    """Accuracy of the dense grid head (colour / shape / size on cells holding an object centre, and
+    object-vs-empty over all cells) on held-out scenes; ``{}`` for a model without the head."""
+    if not getattr(model.config.vision, "grid_head", 0):
+        return {}
+    import jax.numpy as jnp
+
+    from vpd.distill.grid_targets import GROUPS, grid_targets
+
+    grid = model.config.vision.image_size // model.config.vision.patch_size
+    px = jnp.asarray(np.stack([pixels[sc.image] for sc in scenes]))
+    vision = model.vision(px)
+    b, n, d = vision.shape
+    logits = np.asarray(model.grid_head(vision.reshape(b * n, d)).reshape(b, n, -1))
+    target = np.stack([grid_targets(sc.objects, sc.width, sc.height, grid) for sc in scenes])
+    has = target[..., 0] > 0
+    out, start = {}, 0
+    for name, (g, k) in zip(("color", "shape", "size"), enumerate(GROUPS)):
+        pred = logits[..., start:start + k].argmax(-1)
+        start += k
+        out[f"{name}_acc"] = float((pred[has] == target[..., g][has]).mean()) if has.any() else 0.0
+        if g == 0:
+            out["objectness_acc"] = float(((pred > 0) == has).mean())
+    return out

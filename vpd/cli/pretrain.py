@@ -37,13 +37,21 @@ def pretrain_cmd(
                                       "shape, size of the object centred in each cell; 0: text tasks only)."),
     eval_scenes: int = typer.Option(100, "--eval-scenes", help="Val scenes for the detection measurement (0: skip)."),
     seed: int = typer.Option(0, "--seed"),
+    eval_only: bool = typer.Option(False, "--eval-only", help="Only measure the existing base in --out "
+                                   "(detection and grid head on val scenes) and print it."),
 ) -> None:
     """Pretrain the student on captioning / detection (location tokens) / grounding of train scenes,
     never on evaluation scenes or question templates; writes BASE/pretrain.json with its detection quality."""
     from rich import print as rprint
 
-    from vpd.distill.pretrain import pretrain
+    from vpd.distill.pretrain import detection_quality, pretrain
     from vpd.distill.vlm_train import TrainConfig
+
+    if eval_only:
+        det = detection_quality(out, data, split="val", limit=eval_scenes or 100, bins=loc_bins)
+        det.pop("examples", None)
+        rprint(json.dumps(det))
+        return
 
     cfg = TrainConfig(steps=steps, batch=batch, lr=lr, seed=seed, loc_bins=loc_bins, grid_weight=grid_weight, warmup_steps=min(100, steps // 10),
                       max_prefix=32, max_suffix=128, ckpt_every=max(steps // 4, 1))
