@@ -11,10 +11,14 @@ sampled once per distinct question and run on every image asking it):
 ========  ======  =================  ===============  ============
 size      scenes  distinct questions  training steps   LSKD images
 ========  ======  =================  ===============  ============
+tiny      100     3                  60               2
 small     400     10                 300              4
 medium    1000    40                 800              16
 large     3000    150                2000             64
 ========  ======  =================  ===============  ============
+
+``tiny`` is a smoke run (a few minutes on 2 cores): every stage runs and writes its outputs, but the
+student is far too small and short-trained for its accuracy to mean anything.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ class DemoSize:
 
 
 SIZES: dict[str, DemoSize] = {
+    "tiny": DemoSize(scenes=100, per_image=6, questions=3, max_examples=40, k=2, steps=60, lskd_images=2,
+                     test_examples=30),
     "small": DemoSize(scenes=400, per_image=6, questions=10, max_examples=200, k=4, steps=300, lskd_images=4,
                       test_examples=120),
     "medium": DemoSize(scenes=1000, per_image=6, questions=40, max_examples=800, k=4, steps=800, lskd_images=16,

@@ -11,7 +11,8 @@ from vpd.cli import app
 
 @app.command("demo")
 def demo(
-    size: str = typer.Option("small", "--size", help="small (~10 min on 2 cores) | medium | large."),
+    size: str = typer.Option("small", "--size",
+                             help="tiny (smoke run, ~2 min on 2 cores) | small (~10 min) | medium | large."),
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Output folder (replaced)."),
     llm: str = typer.Option("gemma", "--llm", help="Program-writing LLM (sampler spec)."),
     seed: int = typer.Option(0, "--seed"),
