@@ -4,7 +4,7 @@
 init, ``jax.devices()`` …), so it cannot wait for the mesh to be built. Run ``vpd train`` on every
 host through this module::
 
-    python -m vpd.distill.vlm_multihost train --data DS --model tiny --out CKPT --mesh data=4,fsdp=2 …
+    python -m vpd.cli.multihost train --data DS --model tiny --out CKPT --mesh data=4,fsdp=2 …
 
 Where the coordinator comes from, in order:
 
@@ -23,7 +23,6 @@ so its own (late) hook does not try again.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,17 +95,3 @@ def gather_to_host(tree: Any) -> Any:
         return jax.device_get(x)
 
     return jax.tree.map(get, tree)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m vpd.distill.vlm_multihost <vpd command> …``: initialise, then run the command."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    info = initialize()
-    print(f"[vpd multihost] {info}", file=sys.stderr, flush=True)
-    from vpd.cli import app
-
-    app(args=args, prog_name="vpd")
-
-
-if __name__ == "__main__":
-    main()

@@ -43,14 +43,14 @@ def test_two_processes_train_like_one_process_with_two_devices(shapes_dir, tmp_p
     args = ["train", "--data", str(mix), "--model", "test", "--recipe", "smoke", "--steps", "3",
             "--mesh", "data=2", "--batch", "2"]
     base = {**os.environ, "HF_HUB_OFFLINE": "1", "JAX_PLATFORMS": "cpu"}
-    single = subprocess.run([sys.executable, "-m", "vpd.distill.vlm_multihost", *args, "--out", str(tmp_path / "one")],
+    single = subprocess.run([sys.executable, "-m", "vpd.cli.multihost", *args, "--out", str(tmp_path / "one")],
                             env={**base, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
                             capture_output=True, text=True, timeout=400)
     assert single.returncode == 0, single.stderr[-3000:]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    procs = [subprocess.Popen([sys.executable, "-m", "vpd.distill.vlm_multihost", *args, "--out", str(tmp_path / "two")],
+    procs = [subprocess.Popen([sys.executable, "-m", "vpd.cli.multihost", *args, "--out", str(tmp_path / "two")],
                               env={**base, "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}", "JAX_NUM_PROCESSES": "2",
                                    "JAX_PROCESS_ID": str(i)},
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
