@@ -151,14 +151,17 @@ def test_cli_refuses_a_bad_spec():
 
 @pytest.mark.slow
 def test_synth_against_the_served_gemma(tmp_path):
-    """The real packaged Gemma behind `vpd llm serve`'s server; a real `vpd synth` with questions in flight."""
+    """The real packaged Gemma behind `vpd llm serve`'s server; a real `vpd synth` with questions in flight.
+
+    The client timeout is generous (900 s): a CPU busy with other jobs can take minutes for one
+    micro-batch of 8 questions, and this test is about correctness, not speed."""
     from vpd.benchmarks.shapes import make_dataset
     from vpd.synth import SynthConfig, run_synth
 
     make_dataset(tmp_path / "data", n=3, seed=5)
     gemma = load_sampler("gemma")
     with Served(gemma, max_batch=8, max_wait_ms=30) as s:
-        cfg = SynthConfig(data=str(tmp_path / "data"), out=str(tmp_path / "run"), llm=f"openai:vpd-llm@{s.url}",
+        cfg = SynthConfig(data=str(tmp_path / "data"), out=str(tmp_path / "run"), llm=f"openai:vpd-llm@{s.url}?timeout_s=900",
                           k=2, limit=6, progress=False, cache="memory", max_tokens=128)
         result = run_synth(cfg)
         health = json.loads(urllib.request.urlopen(s.url.replace("/v1", "/health"), timeout=5).read())
