@@ -62,24 +62,23 @@ def majority_baseline(examples: Sequence, benchmark: str) -> dict[str, Any]:
 
 
 def _score(examples: Sequence, preds: Sequence, modes: Sequence[str], benchmark: str) -> dict[str, Any]:
+    """Per mode: accuracy and counts (``score_modes``) plus ``by_qtype`` {qtype: [correct, n]}."""
+    from vpd.checkers import checker_for
     from vpd.distill.vlm_predict import score_modes
 
     scores = score_modes(examples, preds, modes=modes, benchmark=benchmark)
-    qtype = {e.id: e.qtype for e in examples}
+    by_id = {p.id: p for p in preds}
     out = {}
     for mode, s in scores.items():
         by_type: dict[str, list[int]] = {}
-        by_id = {p.id: p for p in preds}
-        from vpd.checkers import checker_for
-
         for e in examples:  # per question type, from the Example's own qtype
-            row = by_type.setdefault(qtype[e.id], [0, 0])
+            row = by_type.setdefault(e.qtype, [0, 0])
             row[1] += 1
             p = by_id.get(e.id)
             ans = None if p is None or p.error else p.answer(mode)
             row[0] += int(ans is not None and checker_for(e, benchmark).check(ans, e).lenient)
         out[mode] = {"accuracy": s.accuracy, "correct": s.correct, "n": s.scored, "unparsed": s.unparsed,
-                     "errors": s.errors, "by_qtype": {k: v for k, v in sorted(by_type.items())}}
+                     "errors": s.errors, "by_qtype": dict(sorted(by_type.items()))}
     return out
 
 
@@ -291,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         one_seed = {a.strip() for a in args.one_seed_arms.split(",") if a.strip()}
         for seed in range(args.seeds):
             for arm in (a for a in arms if a not in ("base", "teacher") and (seed == 0 or a not in one_seed)):
-                r = run_arm(arm, budget, seed, args, lines, examples, args.out / "runs" / f"b{budget}" / arm / f"s{seed}")
+                run_dir = args.out / "runs" / f"b{budget}" / arm / f"s{seed}"
+                r = run_arm(arm, budget, seed, args, lines, examples, run_dir)
                 results.setdefault((budget, arm), []).append(r)
                 modes = ", ".join(f"{m} {100 * v['accuracy']:.1f}%" for m, v in r["modes"].items())
                 print(f"budget {budget:>5} seed {seed} {arm:>9}: {modes}  ({r.get('seconds', 0):.0f}s)", flush=True)

@@ -26,8 +26,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from vpd.distill.loc_tokens import DEFAULT_BINS, detections_text, parse_detections
-from vpd.distill.pretrain_tasks import (DEFAULT_TASKS, PretrainScene, referring_phrase, shapes_vocab, assert_not_eval_templates,
-                                        heldout_scenes, pretrain_records, read_scenes)
+from vpd.distill.pretrain_tasks import (DEFAULT_TASKS, PretrainScene, assert_not_eval_templates, heldout_scenes,
+                                        pretrain_records, read_scenes, referring_phrase, shapes_vocab)
 
 
 @dataclass(frozen=True, kw_only=True)

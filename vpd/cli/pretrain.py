@@ -53,7 +53,8 @@ def pretrain_cmd(
         rprint(json.dumps(det))
         return
 
-    cfg = TrainConfig(steps=steps, batch=batch, lr=lr, seed=seed, loc_bins=loc_bins, grid_weight=grid_weight, warmup_steps=min(100, steps // 10),
+    cfg = TrainConfig(steps=steps, batch=batch, lr=lr, seed=seed, loc_bins=loc_bins, grid_weight=grid_weight,
+                      warmup_steps=min(100, steps // 10),
                       max_prefix=32, max_suffix=128, ckpt_every=max(steps // 4, 1))
     try:
         res = pretrain(data, out, cfg, preset=model, tasks=parse_tasks(tasks), max_scenes=max_scenes,
