@@ -31,10 +31,9 @@ def test_records_use_only_train_scenes_and_no_eval_template(shapes_dir: Path) ->
 
     scenes = read_scenes(shapes_dir)
     assert scenes
-    for sc in scenes:  # scene ids are "s<seed>-<index>"-like; the split is recomputed from the generator
-        rec = next(json.loads(x) for x in (shapes_dir / "examples.jsonl").read_text().splitlines()
-                   if json.loads(x)["scene_id"] == sc.scene_id)
-        assert rec["split"] == "train"
+    for sc in scenes:  # scene ids are "s<seed>-<index>": the split is recomputed from the generator
+        seed, index = (int(v) for v in sc.scene_id.removeprefix("s").split("-"))
+        assert scene_split(seed, index) == "train"
     records = pretrain_records(scenes)
     assert {r["task"] for r in records} == {f"pretrain:{t}" for t in PRETRAIN_TASKS.names()}
     train_images = {sc.image for sc in scenes}
@@ -46,7 +45,6 @@ def test_records_use_only_train_scenes_and_no_eval_template(shapes_dir: Path) ->
         assert_not_eval_templates([bad])
     with pytest.raises(ValueError, match="train-split"):
         read_scenes(shapes_dir, "test")
-    assert scene_split  # imported: the generator's split function is what wrote the records
 
 
 def test_detect_targets_are_the_scene_boxes() -> None:

@@ -79,7 +79,7 @@ class FakeOpenAIEndpoint:
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *a: Any) -> None:
-                pass
+                """No access log: the test counts requests itself."""
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")

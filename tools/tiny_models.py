@@ -184,7 +184,8 @@ def _blip(out: Path, task: str) -> Path:
     return out
 
 
-def _blip2(out: Path) -> Path:
+def _build_blip2(out: Path, text_config: Callable[[int], dict]) -> Path:
+    """A tiny BLIP-2 (ViT + Q-Former + the language model ``text_config(vocab_size)``) and its processor."""
     from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, BlipImageProcessor
 
     tok = _gpt2_tokenizer()
@@ -194,36 +195,29 @@ def _blip2(out: Path) -> Path:
         vision_config=_vision(),
         qformer_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
                             encoder_hidden_size=32, vocab_size=64, max_position_embeddings=64),
-        text_config=dict(model_type="opt", hidden_size=32, ffn_dim=37, num_hidden_layers=2, num_attention_heads=4,
-                         vocab_size=len(tok), max_position_embeddings=128, word_embed_proj_dim=32,
-                         bos_token_id=0, eos_token_id=0, pad_token_id=1),
+        text_config=text_config(len(tok)),
         num_query_tokens=n_query, image_token_index=tok.convert_tokens_to_ids("<image>"))
     _spread(Blip2ForConditionalGeneration(cfg)).eval().save_pretrained(out)
     Blip2Processor(image_processor=BlipImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}),
                    tokenizer=tok, num_query_tokens=n_query).save_pretrained(out)
     return out
+
+
+def _blip2(out: Path) -> Path:
+    """BLIP-2 with an OPT (decoder-only) language model."""
+    return _build_blip2(out, lambda vocab: dict(
+        model_type="opt", hidden_size=32, ffn_dim=37, num_hidden_layers=2, num_attention_heads=4,
+        vocab_size=vocab, max_position_embeddings=128, word_embed_proj_dim=32,
+        bos_token_id=0, eos_token_id=0, pad_token_id=1))
 
 
 def _blip2_t5(out: Path) -> Path:
     """BLIP-2 with a T5 (encoder-decoder) language model, as blip2-flan-t5-xxl: T5's ``wo`` and the
     Q-Former are transformers' ``_keep_in_fp32_modules``."""
-    from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, BlipImageProcessor
-
-    tok = _gpt2_tokenizer()
-    tok.add_special_tokens({"additional_special_tokens": ["<image>"]})
-    n_query = 4
-    cfg = Blip2Config(
-        vision_config=_vision(),
-        qformer_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
-                            encoder_hidden_size=32, vocab_size=64, max_position_embeddings=64),
-        text_config=dict(model_type="t5", d_model=32, d_kv=8, d_ff=37, num_layers=2, num_decoder_layers=2,
-                         num_heads=4, vocab_size=len(tok), feed_forward_proj="gated-gelu",
-                         pad_token_id=1, eos_token_id=0, decoder_start_token_id=1, tie_word_embeddings=False),
-        num_query_tokens=n_query, image_token_index=tok.convert_tokens_to_ids("<image>"))
-    _spread(Blip2ForConditionalGeneration(cfg)).eval().save_pretrained(out)
-    Blip2Processor(image_processor=BlipImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}),
-                   tokenizer=tok, num_query_tokens=n_query).save_pretrained(out)
-    return out
+    return _build_blip2(out, lambda vocab: dict(
+        model_type="t5", d_model=32, d_kv=8, d_ff=37, num_layers=2, num_decoder_layers=2, num_heads=4,
+        vocab_size=vocab, feed_forward_proj="gated-gelu", pad_token_id=1, eos_token_id=0,
+        decoder_start_token_id=1, tie_word_embeddings=False))
 
 
 def _paligemma(out: Path) -> Path:
