@@ -119,3 +119,39 @@ def select(
     if points:
         summary["coverage"] = [asdict(p) for p in coverage(examples, points)]
     typer.echo(json.dumps(summary))
+
+
+@data_app.command("import")
+def import_cmd(
+    name: str = typer.Argument(..., help="Importer: vqav2, okvqa, gqa, aokvqa, tallyqa, ocrvqa, pope or mmbench."),
+    source: Path = typer.Option(..., "--from", help="The official release file or the folder holding its files."),
+    split: str = typer.Option(..., "--split", help="Split to import (e.g. train, val; pope: random/popular/adversarial)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: examples.jsonl, import_report.json, dataset.json."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Image root (default: the --from folder)."),
+) -> None:
+    """Convert an official dataset release into examples.jsonl, labels kept, images referenced in place.
+
+    Every record that cannot be imported (missing image, no answer, unknown split, malformed) is
+    printed as one line on stderr and listed in OUT/import_report.json; the last line on stdout is
+    a JSON summary with the counts.
+    """
+    from vpd.benchmarks.importers import ImportSourceError, importer_names, run_import
+    from vpd.registry import UnknownNameError
+
+    if name not in importer_names():
+        try:
+            from vpd.benchmarks.importers import IMPORTERS
+
+            IMPORTERS.get(name)
+        except UnknownNameError as exc:
+            raise typer.BadParameter(str(exc), param_hint="NAME") from None
+    try:
+        report = run_import(name, source, split=split, out=out, images=images,
+                            on_bad=lambda b: typer.echo(b.line(), err=True))
+    except ImportSourceError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--from/--split") from None
+    typer.echo(f"imported {report.examples} examples ({report.labelled} labelled, {report.multi_answer} with "
+               f"several annotator answers) to {out}/examples.jsonl; {len(report.bad)} bad record(s)"
+               + (f" {report.bad_by_reason}" if report.bad else "") + f", listed in {out}/import_report.json",
+               err=True)
+    typer.echo(json.dumps(report.summary()))
