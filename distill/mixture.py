@@ -12,7 +12,9 @@ training example ``{"id", "image" (absolute path), "prefix", "suffix", "task", "
   sentence is dropped so the answer is stated once);
 * ``lskd`` on kept triples of ``lskd.jsonl``: the image with its regions drawn (LSKD style, under
   ``DS/regions/``), prefix ``"{question}\\nAnswer the question and explain the rationale."``,
-  suffix ``"{rationale} So the answer is {answer}."``.
+  suffix ``"{rationale} So the answer is {answer}."``; the row also carries ``regions`` (the clean
+  image and the references) so that training can re-shuffle region ids per sample
+  (:mod:`vpd.distill.region_shuffle`).
 
 Multiple-choice questions list their options after the question as ``"A. red\\nB. blue…"``.
 Weights: per task and per source (run folder name), multiplied. Duplicates (same image, task,
@@ -56,10 +58,14 @@ class MixItem:
     weight: float
     example_id: str
     split_key: str = ""  # the original image, for the split (not written)
+    #: LSKD rows: ``{"image": clean image, "references": [...]}`` so training can redraw shuffled ids
+    regions: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("split_key")
+        if d["regions"] is None:
+            d.pop("regions")
         return d
 
 
@@ -204,7 +210,8 @@ def items_from_run(run: Path, weights: Mapping[str, float], stats: ReadStats, *,
                 ex_id = str(rec.get("index") or i)
                 items.append(MixItem(id=f"{source}/lskd/{ex_id}", image=drawn, prefix=f"{q}\n{LSKD_INSTRUCTION}",
                                      suffix=rationale_suffix(r, a), task="lskd", source=source,
-                                     weight=_weight(weights, "lskd", source), example_id=ex_id, split_key=original))
+                                     weight=_weight(weights, "lskd", source), example_id=ex_id, split_key=original,
+                                     regions={"image": original, "references": list(rec.get("references", []))}))
             except Exception as exc:  # one bad triple (missing image …) is counted, the mixture goes on
                 stats.add(f"{lskd_file} record {i}", exc)
     return items

@@ -76,6 +76,8 @@ class TrainConfig:
     #: weight of the dense per-image-token loss (:mod:`vpd.distill.grid_targets`) on records with a
     #: ``scene``; needs a model with ``vision.grid_head`` (pretraining only).
     grid_weight: float = 0.0
+    #: LSKD rows (task ``lskd``) get fresh region ids each time they are batched (:mod:`vpd.distill.region_shuffle`).
+    shuffle_regions: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -333,7 +335,7 @@ class Trainer:
         """The config with run-only fields (logging, checkpointing, data limits) normalised, so
         runs differing only in those share compiled code."""
         return dataclasses.replace(self.cfg, log_every=1, ckpt_every=1, max_examples=None, seed=0,
-                                   tokenizer_vocab=None, loc_bins=0)
+                                   tokenizer_vocab=None, loc_bins=0, shuffle_regions=False)
 
     def _step(self, trainable, frozen, opt_state, batch):
         return _update(trainable, frozen, opt_state, batch, graphdef=self.graphdef, cfg=self._static_cfg,
@@ -483,6 +485,11 @@ def train(data: str | Path, model_spec: str, out: str | Path, cfg: TrainConfig, 
                              grid=grid)
     if not resumed:
         meta["shortening"] = data_.shortening
+    from vpd.distill.region_shuffle import RegionShuffler
+
+    shuffler = RegionShuffler.from_records(records, data_.ids, data_.tasks, tok, image_size=model.config.vision.image_size,
+                                           max_prefix=cfg.max_prefix, max_suffix=cfg.max_suffix,
+                                           seed=cfg.seed) if cfg.shuffle_regions else None
     gb = cfg.batch * cfg.accum
     if cfg.batch % MeshSpec.parse(cfg.mesh).size:
         raise ValueError(f"batch {cfg.batch} must be divisible by the mesh size {MeshSpec.parse(cfg.mesh).size}")
@@ -514,7 +521,8 @@ def train(data: str | Path, model_spec: str, out: str | Path, cfg: TrainConfig, 
         for step in range(start, end):
             rows = batch_rows(len(data_), gb, step, cfg.seed)
             t = time.perf_counter()
-            m = trainer.step(data_.batch(rows))
+            batch = data_.batch(rows)
+            m = trainer.step(shuffler.apply(batch, rows, step) if shuffler else batch)
             dt = time.perf_counter() - t
             loss = m["loss"]
             if not math.isfinite(loss):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def test_mixture_formats_follow_the_contract(runs, tmp_path):
     ds = tmp_path / "ds"
     rep = build_mixture([run, lskd], ds, val_frac=0.3, seed=1)
     recs = _read(ds, "train") + _read(ds, "val")
-    assert recs and all(set(r) == KEYS for r in recs)
+    assert recs and all(set(r) == (KEYS | {"regions"} if r["task"] == "lskd" else KEYS) for r in recs)
     by_task = {t: [r for r in recs if r["task"] == t] for t in ("label", "rationale", "lskd")}
     assert len(by_task["label"]) == counts["examples"]  # label task on every example
     assert len(by_task["rationale"]) == counts["passed"]  # rationale task on verified ones
@@ -63,6 +64,10 @@ def test_mixture_formats_follow_the_contract(runs, tmp_path):
     for r in by_task["lskd"]:
         assert Path(r["image"]).is_file() and "/regions/" in r["image"]
         assert "[" in r["prefix"]
+        # the clean image and the boxes, for per-sample region shuffling in training
+        assert Path(r["regions"]["image"]).is_file() and "/regions/" not in r["regions"]["image"]
+        assert {int(ref["name"]) for ref in r["regions"]["references"]} >= {
+            int(k) for k in re.findall(r"\[(\d+)\]", r["prefix"] + r["suffix"])}
     # split by image: no original image on both sides
     def imgs(split):
         return {r["image"] for r in _read(ds, split) if r["task"] != "lskd"}

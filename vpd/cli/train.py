@@ -30,6 +30,8 @@ def train_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in --out."),
     seed: int = typer.Option(0, "--seed", help="Seed for init and data order."),
     max_examples: Optional[int] = typer.Option(None, "--max-examples", help="Use only the first N mixture lines."),
+    shuffle_regions: bool = typer.Option(True, "--shuffle-regions/--no-shuffle-regions",
+                                         help="Fresh LSKD region ids (text and drawing) each time a row is batched."),
 ) -> None:
     """Instruction-tune the student (loss on the suffix only); writes metrics.jsonl and loss.png."""
     from rich import print as rprint
@@ -44,7 +46,8 @@ def train_cmd(
     overrides = {k: v for k, v in dict(steps=steps, batch=batch, lr=lr, max_examples=max_examples).items()
                  if v is not None}
     cfg = RECIPES.get(recipe)(**overrides)
-    cfg = dataclasses.replace(cfg, lora_rank=lora_rank, accum=accum, bf16=bf16, mesh=mesh, seed=seed)
+    cfg = dataclasses.replace(cfg, lora_rank=lora_rank, accum=accum, bf16=bf16, mesh=mesh, seed=seed,
+                              shuffle_regions=shuffle_regions)
     try:
         if init is not None and not init.is_dir():
             raise FileNotFoundError(f"--init {init}: no such base checkpoint folder (make one with `vpd pretrain`)")
