@@ -22,7 +22,7 @@ from typing import Any, Sequence
 from vpd.distill.lskd_parse import RawTriple, parse_triples
 from vpd.distill.verbalize import Verbalisation
 
-LSKD_PROMPT_VERSION = "1"
+LSKD_PROMPT_VERSION = "2"  # 2: inferential questions (counting, relations, comparisons, "which would")
 _REF_RE = re.compile(r"\[(\d{1,3})\]")
 _TOKEN_RE = re.compile(r"\[\d{1,3}\]|[\w'’\-]+|[^\w\s]", re.UNICODE)
 
@@ -132,19 +132,26 @@ def from_record(rec: dict[str, Any]) -> Triple:
 
 _SHOT_VERB = (
     "Image: A kitchen counter with a mug and a laptop.\nRegions:\n[0] 40 210 120 300: white mug\n"
-    "[1] 300 150 620 400: silver laptop\n[2] 10 5 200 90: window"
+    "[1] 300 150 620 400: silver laptop\n[2] 10 5 200 90: window\n[3] 150 220 210 300: white mug"
 )
 _SHOT_TRIPLES = (
-    "Q: What is [0] probably used for?\nA: Drinking coffee or tea.\n"
-    "R: [0] is a white mug on a counter next to the laptop [1], and mugs hold hot drinks.\n"
-    "Q: Is [0] to the left of [1]?\nA: Yes.\n"
-    "R: [0] spans x 40 to 120 and [1] starts at x 300, so [0] is further left.\n"
-    "Q: What color is [1]?\nA: Silver.\nR: The region [1] is described as a silver laptop."
+    "Q: How many of the regions could hold a hot drink?\nA: Two.\n"
+    "R: [0] and [3] are both mugs, while [1] is a laptop and [2] a window, so two regions hold a drink.\n"
+    "Q: Which would you move to make room to type on [1], [0] or [2]?\nA: [0].\n"
+    "R: [0] is a mug on the counter near the laptop [1]; the window [2] cannot be moved.\n"
+    "Q: Which is bigger, [3] or [1]?\nA: [1].\n"
+    "R: [1] spans 320 by 250 pixels and [3] only 60 by 80, so the laptop [1] is bigger.\n"
+    "Q: Are [0] and [3] the same color?\nA: Yes.\n"
+    "R: [0] and [3] are both described as white mugs, so they share a color."
 )
 
+#: What the LLM is asked for (LSKD): questions that need a small inference over the regions, each
+#: answered with a rationale that cites the ``[k]`` regions it relies on.
 LSKD_HEADER = (
-    "Write questions about the regions of an image, each with an answer and a rationale. "
-    "Refer to regions only by their ids in brackets, like [0]. Use only facts from the description.\n\n"
+    "Write questions about the regions of an image that need a small inference: counting across "
+    "regions, relations between regions, comparisons, or which region would suit a purpose. Give "
+    "each question an answer and a rationale that explains the inference and cites the regions it "
+    "uses by their ids in brackets, like [0]. Use only facts from the description.\n\n"
 )
 
 

@@ -12,7 +12,8 @@ training example ``{"id", "image" (absolute path), "prefix", "suffix", "task", "
   sentence is dropped so the answer is stated once);
 * ``lskd`` on kept triples of ``lskd.jsonl``: the image with its regions drawn (LSKD style, under
   ``DS/regions/``), prefix ``"{question}\\nAnswer the question and explain the rationale."``,
-  suffix ``"{rationale} So the answer is {answer}."``; the row also carries ``regions`` (the clean
+  suffix ``"{rationale} So the answer is {answer}."`` (``lskd_format="vpd"``, the default) or LSKD's own
+  ``"Answer: {answer} Rationale: {rationale}"`` (``lskd_format="lskd"``, :data:`LSKD_TARGETS`); the row also carries ``regions`` (the clean
   image and the references) so that training can re-shuffle region ids per sample
   (:mod:`vpd.distill.region_shuffle`).
 
@@ -102,6 +103,19 @@ def rationale_suffix(rationale: str, answer: str) -> str:
     return f"{body} {ANSWER_LEAD} {ans}.".strip()
 
 
+def lskd_target(answer: str, rationale: str) -> str:
+    """LSKD's target format: ``"Answer: {answer} Rationale: {rationale}"`` (answer first, one line)."""
+    ans = " ".join(str(answer).split())
+    rat = " ".join(str(rationale).split())
+    if ans and ans[-1] not in ".!?":
+        ans += "."
+    return f"Answer: {ans} Rationale: {rat}"
+
+
+#: LSKD row targets by name (``vpd mix --lskd-format``): ``(answer, rationale) -> suffix``.
+LSKD_TARGETS = {"vpd": lambda a, r: rationale_suffix(r, a), "lskd": lskd_target}
+
+
 def split_of(key: str, val_frac: float, seed: int = 0) -> str:
     """``"val"`` for a seeded-hash fraction ``val_frac`` of keys (images), else ``"train"``."""
     h = int(hashlib.sha1(f"{seed}:{key}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
@@ -144,8 +158,11 @@ def _answer_of(example: Example, fallback: Any) -> str | None:
 
 
 def items_from_run(run: Path, weights: Mapping[str, float], stats: ReadStats, *, regions_dir: Path,
-                   shuffle: bool = False, seed: int = 0, notes: list[str] | None = None) -> list[MixItem]:
+                   shuffle: bool = False, seed: int = 0, notes: list[str] | None = None,
+                   lskd_format: str = "vpd") -> list[MixItem]:
     """Every mixture item a run folder yields (synth run and/or LSKD run)."""
+    if lskd_format not in LSKD_TARGETS:
+        raise ValueError(f"unknown LSKD target format {lskd_format!r}; choose one of {', '.join(LSKD_TARGETS)}")
     source = run.name
     items: list[MixItem] = []
     notes = notes if notes is not None else []
@@ -209,7 +226,7 @@ def items_from_run(run: Path, weights: Mapping[str, float], stats: ReadStats, *,
                 drawn = save_region_image(rec, regions_dir)
                 ex_id = str(rec.get("index") or i)
                 items.append(MixItem(id=f"{source}/lskd/{ex_id}", image=drawn, prefix=f"{q}\n{LSKD_INSTRUCTION}",
-                                     suffix=rationale_suffix(r, a), task="lskd", source=source,
+                                     suffix=LSKD_TARGETS[lskd_format](a, r), task="lskd", source=source,
                                      weight=_weight(weights, "lskd", source), example_id=ex_id, split_key=original,
                                      regions={"image": original, "references": list(rec.get("references", []))}))
             except Exception as exc:  # one bad triple (missing image …) is counted, the mixture goes on
@@ -232,6 +249,7 @@ class MixReport:
     notes: list[str] = field(default_factory=list)
     val_frac: float = 0.1
     seed: int = 0
+    lskd_format: str = "vpd"
     images: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -253,14 +271,18 @@ def dedupe(items: Iterable[MixItem]) -> tuple[list[MixItem], int]:
 
 
 def build_mixture(runs: Sequence[str | Path], out: str | Path, *, weights: str | Mapping[str, float] | None = None,
-                  val_frac: float = 0.1, seed: int = 0, shuffle_regions: bool = False) -> MixReport:
-    """Build ``out/train.jsonl``, ``out/val.jsonl`` and ``out/manifest.json`` from run folders."""
+                  val_frac: float = 0.1, seed: int = 0, shuffle_regions: bool = False,
+                  lskd_format: str = "vpd") -> MixReport:
+    """Build ``out/train.jsonl``, ``out/val.jsonl`` and ``out/manifest.json`` from run folders
+    (``lskd_format``: a name in :data:`LSKD_TARGETS`)."""
+    if lskd_format not in LSKD_TARGETS:
+        raise ValueError(f"unknown LSKD target format {lskd_format!r}; choose one of {', '.join(LSKD_TARGETS)}")
     t0 = time.perf_counter()
     if not 0.0 <= val_frac < 1.0:
         raise ValueError(f"val_frac must be in [0, 1), got {val_frac}")
     out = Path(out)
     w = parse_weights(weights)
-    report = MixReport(out=str(out.resolve()), weights=w, val_frac=val_frac, seed=seed)
+    report = MixReport(out=str(out.resolve()), weights=w, val_frac=val_frac, seed=seed, lskd_format=lskd_format)
     stats = ReadStats()
     items: list[MixItem] = []
     for run in runs:
@@ -269,7 +291,7 @@ def build_mixture(runs: Sequence[str | Path], out: str | Path, *, weights: str |
             raise FileNotFoundError(f"run folder not found: {run}")
         report.sources.append(run.name)
         items.extend(items_from_run(run, w, stats, regions_dir=out / "regions", shuffle=shuffle_regions, seed=seed,
-                                    notes=report.notes))
+                                    notes=report.notes, lskd_format=lskd_format))
     unknown = [k for k in w if k not in TASKS and k not in report.sources]
     if unknown:
         raise ValueError(f"weights name unknown tasks/sources {unknown} (tasks: {', '.join(TASKS)}; "

@@ -113,3 +113,26 @@ def test_mix_cli_with_exports_and_bad_lines(runs, tmp_path):
     assert any("template rationales" in n for n in man["notes"])  # broken run had no rationales.jsonl
     assert (ds / "export-llava" / "llava_train.json").is_file()
     assert (ds / "export-hf" / "dataset_dict.json").is_file()
+
+
+def test_lskd_target_format_option(runs, tmp_path):
+    root, run, lskd, counts = runs
+    vpd_recs = {r["id"]: r for r in _read_all(build_mixture, [lskd], tmp_path / "vpd") if r["task"] == "lskd"}
+    res = runner.invoke(app, ["mix", str(lskd), "--out", str(tmp_path / "lk"), "--lskd-format", "lskd"])
+    assert res.exit_code == 0, res.output
+    lk = {r["id"]: r for r in _read(tmp_path / "lk", "train") + _read(tmp_path / "lk", "val") if r["task"] == "lskd"}
+    assert lk and lk.keys() == vpd_recs.keys()
+    for key, r in lk.items():
+        m = re.fullmatch(r"Answer: (.+?) Rationale: (.+)", r["suffix"])
+        assert m, r["suffix"]
+        v = vpd_recs[key]["suffix"]  # same answer and rationale, in VPD's order
+        assert v.endswith(f"So the answer is {m.group(1).rstrip('.')}.") and m.group(2).rstrip(".") in v
+        assert r["prefix"] == vpd_recs[key]["prefix"]
+    assert json.loads((tmp_path / "lk" / "manifest.json").read_text())["lskd_format"] == "lskd"
+    bad = runner.invoke(app, ["mix", str(lskd), "--out", str(tmp_path / "bad"), "--lskd-format", "llava"])
+    assert bad.exit_code == 2 and "unknown LSKD target format" in bad.output
+
+
+def _read_all(build, runs, ds):
+    build(runs, ds)
+    return _read(ds, "train") + _read(ds, "val")

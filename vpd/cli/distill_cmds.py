@@ -175,14 +175,22 @@ def mix_cmd(
     weights: Optional[str] = typer.Option(None, "--weights", help="e.g. 'label=1,rationale=1,lskd=0.5,RUNNAME=2'."),
     val_frac: float = typer.Option(0.1, "--val-frac", help="Fraction of images in val."),
     seed: int = typer.Option(0, "--seed"),
-    shuffle_regions: bool = typer.Option(False, "--shuffle-regions", help="Renumber LSKD regions randomly."),
+    shuffle_regions: bool = typer.Option(False, "--shuffle-regions", help="Renumber LSKD regions randomly "
+                                         "once here (training also re-shuffles them per sample by default)."),
+    lskd_format: str = typer.Option("vpd", "--lskd-format", help="LSKD targets: vpd ('{rationale} So the answer "
+                                    "is {answer}.') or lskd ('Answer: {answer} Rationale: {rationale}')."),
     export: Optional[str] = typer.Option(None, "--export", help="Also export: comma list of hf,parquet,llava (into OUT/export-FMT)."),
 ) -> None:
     """Build a VPD multitask mixture (label + rationale + LSKD), deduped, split by image."""
     from vpd.distill.exports import export as do_export
     from vpd.distill.mixture import build_mixture
 
-    rep = build_mixture(runs, out, weights=weights, val_frac=val_frac, seed=seed, shuffle_regions=shuffle_regions)
+    try:
+        rep = build_mixture(runs, out, weights=weights, val_frac=val_frac, seed=seed,
+                            shuffle_regions=shuffle_regions, lskd_format=lskd_format)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2)
     t = Table(title=f"mixture {out}")
     t.add_column("split")
     for task in ("label", "rationale", "lskd"):
