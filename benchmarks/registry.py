@@ -5,8 +5,8 @@ list[Item]``), an answer extractor (``extract(text, item)``), a versioned scorer
 predictions) -> Results``, ``SCORER_VERSION``) and the per-slice breakdown its papers report.
 
 Predictions (``vpd eval --predictions F``) are JSONL, one line per question: the benchmark's own id
-field (:attr:`Benchmark.id_field`: ``index`` for MMBench, ``question_id`` for TallyQA, POPE and
-A-OKVQA, ``id`` for Hateful Memes and shapes), ``prediction`` (raw model text) and, where a metric
+field (:attr:`Benchmark.id_field`: ``index`` for MMBench, ``question_id`` for TallyQA, POPE,
+A-OKVQA, VQAv2 and OK-VQA, ``questionId`` for GQA, ``id`` for Hateful Memes and shapes), ``prediction`` (raw model text) and, where a metric
 needs it, ``score`` (a float). Some benchmarks key a prediction by more than the id (MMBench adds
 ``rotation``, POPE adds ``split`` when several split files are scored at once); see
 :meth:`Benchmark.prediction_key`.
@@ -293,7 +293,8 @@ def slice_accuracy(per_item: list[dict[str, JSON]], kinds: Iterable[str], *, fie
 
 
 #: Modules that register benchmarks (imported on the first lookup).
-_MODULES = ("mmbench", "tallyqa", "pope", "aokvqa", "hateful_memes", "shapes_bench", "moderation")
+_MODULES = ("mmbench", "tallyqa", "pope", "aokvqa", "hateful_memes", "shapes_bench", "moderation", "vqav2",
+            "okvqa", "gqa")
 _imported = False
 
 
