@@ -1,23 +1,26 @@
 """A-OKVQA: multiple choice and direct answer, scored as allenai/aokvqa ``evaluation/eval_predictions.py``.
 
-* **Multiple choice** (MC): a question scores 1 if the predicted choice equals
-  ``choices[correct_choice_idx]``. Upstream compares the prediction string exactly; a model's raw
-  text is first mapped to a choice here (:meth:`AOKVQA.extract`: the choice whose text equals the
-  answer after VQA normalisation, else a lone option letter (VLMEvalKit ``can_infer_option``), else
-  the one choice whose text occurs in the answer). ``mc_accuracy_raw`` is upstream's exact string
-  comparison without that mapping.
-* **Direct answer** (DA): ``min(1, matches / 3)`` where ``matches`` counts the (10) annotators'
-  ``direct_answers`` equal to the prediction — three agreeing annotators give full credit. Upstream
-  scores DA only on questions with ``difficult_direct_answer == False``; so do we (``n_da``). The
-  prediction and the references are compared after the official VQA normalisation
-  (:mod:`vpd.benchmarks.vqa_normalize`); ``da_accuracy_raw`` is the exact comparison.
-* A question without a prediction scores 0 (upstream's non-strict mode).
+Headline numbers are upstream's (fractions here; upstream prints percent):
+
+* ``mc_accuracy`` (MC): over **every** question with a ``correct_choice_idx`` (difficult ones
+  included), 1 if the predicted string equals ``choices[correct_choice_idx]`` exactly, else 0.
+* ``da_accuracy`` (DA): over questions with ``difficult_direct_answer == False`` only (``n_da``),
+  ``min(1, #annotators whose direct answer equals the prediction exactly / 3)`` — no
+  normalisation, no leave-one-out average.
+* A question without a prediction scores 0 (upstream's non-strict mode). Upstream's MC reads only
+  ``multiple_choice`` and DA only ``direct_answer``; a line with just ``prediction`` is used for both.
+
+Lenient variants, suffixed so nobody mistakes them for the official numbers:
+``mc_accuracy_extracted`` maps a model's raw text to a choice first (:meth:`AOKVQA.extract`: the
+choice equal after VQA normalisation, else a lone option letter (VLMEvalKit ``can_infer_option``),
+else the one choice whose text occurs in the answer); ``da_accuracy_normalized`` compares after the
+VQA answer normalisation (:mod:`vpd.benchmarks.vqa_normalize`).
 
 Data: the released ``aokvqa_v1p0_{train,val}.json`` (a JSON list with ``question_id, image_id,
 question, choices, correct_choice_idx, direct_answers, difficult_direct_answer, rationales``).
-Predictions: ``question_id`` and ``prediction`` (used for both settings), or upstream's
-``multiple_choice`` / ``direct_answer`` fields. Images: ``<image_root>/<split>2017/<image_id:012d>.jpg``
-(COCO 2017 layout) when running a model.
+Predictions: JSONL (``question_id`` and ``prediction``, or ``multiple_choice`` / ``direct_answer``)
+or upstream's own ``predictions_{split}.json`` (``{question_id: {multiple_choice, direct_answer}}``).
+Images: ``<image_root>/<split>2017/<image_id:012d>.jpg`` (COCO 2017 layout) when running a model.
 """
 
 from __future__ import annotations
@@ -28,16 +31,17 @@ from typing import Hashable
 
 from vpd.benchmarks.mmbench import OPTION_LETTERS, can_infer_option, can_infer_text
 from vpd.benchmarks.registry import (
-    BENCHMARKS, Benchmark, DataFormatError, Item, Prediction, Results, mean, slice_accuracy,
+    BENCHMARKS, BadPredictionLine, Benchmark, DataFormatError, Item, Prediction, PredictionError, Results, mean,
+    slice_accuracy,
 )
 from vpd.benchmarks.vqa_normalize import normalize_vqa
 from vpd.types import JSON
 
-SCORER_VERSION = "aokvqa-1.0 (allenai/aokvqa eval_predictions; DA with VQA normalisation)"
+SCORER_VERSION = "aokvqa-2.0 (allenai/aokvqa eval_predictions: exact MC and DA; lenient variants suffixed)"
 
 
-def da_score(prediction: str, direct_answers: list[str], *, normalize: bool = True) -> float:
-    """``min(1, #matching annotators / 3)``."""
+def da_score(prediction: str, direct_answers: list[str], *, normalize: bool = False) -> float:
+    """``min(1, #matching annotators / 3)``; exact string match as upstream, or after VQA normalisation."""
     if normalize:
         pred = normalize_vqa(prediction)
         matches = sum(1 for da in direct_answers if normalize_vqa(da) == pred)
@@ -110,6 +114,27 @@ class AOKVQA(Benchmark):
             rec = {**rec, "prediction": rec.get("multiple_choice") or rec.get("direct_answer") or ""}
         return super().prediction_from_record(rec, lineno)
 
+    def read_predictions(self, path: str | Path) -> tuple[dict[Hashable, Prediction], list[BadPredictionLine]]:
+        """JSONL, or upstream's ``{question_id: {"multiple_choice": …, "direct_answer": …}}`` JSON object."""
+        path = Path(path)
+        if not path.is_file():
+            raise PredictionError(f"no predictions file at {path}")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            data = None  # JSON lines
+        if not (isinstance(data, dict) and self.id_field not in data):
+            return super().read_predictions(path)
+        preds: dict[Hashable, Prediction] = {}
+        bad: list[BadPredictionLine] = []
+        for n, (qid, entry) in enumerate(data.items(), 1):
+            if not isinstance(entry, dict) or not ({"multiple_choice", "direct_answer"} & set(entry)):
+                bad.append(BadPredictionLine(line=n, error=f"{qid}: expected {{multiple_choice, direct_answer}}"))
+                continue
+            extra = {k: str(entry[k]) for k in ("multiple_choice", "direct_answer") if k in entry}
+            preds[str(qid)] = Prediction(id=str(qid), prediction="", extra=extra, line=n)
+        return preds, bad
+
     def choices_for(self, item: Item, key: Hashable) -> tuple[str, ...] | None:
         return item.choices if self.setting == "mc" else None
 
@@ -133,30 +158,36 @@ class AOKVQA(Benchmark):
         matched, missing, extra = self.match(items, predictions, strict=strict)
         per_item = []
         for it in items:
-            pred = matched.get(it.id)
-            mc_text = da_text = None
-            if pred is not None:
-                mc_text = str(pred.extra.get("multiple_choice", pred.prediction))
-                da_text = str(pred.extra.get("direct_answer", pred.prediction))
+            mc_text, da_text = _texts(matched.get(it.id))
             gold = it.gold
-            row: dict[str, JSON] = {"id": it.id, "gold": gold["choice"], "slices": {}}
+            row: dict[str, JSON] = {"id": it.id, "gold": gold["choice"], "prediction": mc_text, "slices": {}}
             if gold["choice"] is not None:
                 choice = self.extract(mc_text, it) if mc_text is not None else None
-                row.update(extracted=choice, correct=int(choice == gold["choice"]),
-                           mc_raw=int(mc_text is not None and mc_text == gold["choice"]))
+                row.update(extracted=choice, correct=int(mc_text is not None and mc_text == gold["choice"]),
+                           correct_extracted=int(choice is not None and choice == gold["choice"]))
             if not gold["difficult"] and gold["direct_answers"]:
-                row["da"] = da_score(da_text, gold["direct_answers"]) if da_text is not None else 0.0
-                row["da_raw"] = da_score(da_text, gold["direct_answers"], normalize=False) \
-                    if da_text is not None else 0.0
+                das = gold["direct_answers"]
+                row["da"] = da_score(da_text, das) if da_text is not None else 0.0
+                row["da_normalized"] = da_score(da_text, das, normalize=True) if da_text is not None else 0.0
             per_item.append(row)
         mc_rows = [r for r in per_item if "correct" in r]
         da_rows = [r for r in per_item if "da" in r]
         metrics = {"mc_accuracy": mean(r["correct"] for r in mc_rows),
-                   "mc_accuracy_raw": mean(r["mc_raw"] for r in mc_rows),
                    "da_accuracy": mean(r["da"] for r in da_rows),
-                   "da_accuracy_raw": mean(r["da_raw"] for r in da_rows)}
+                   "mc_accuracy_extracted": mean(r["correct_extracted"] for r in mc_rows),
+                   "da_accuracy_normalized": mean(r["da_normalized"] for r in da_rows)}
         return Results(benchmark=self.name, scorer_version=self.scorer_version, metrics=metrics,
                        slices=slice_accuracy(per_item, ()),
                        counts={"n": len(items), "n_mc": len(mc_rows), "n_da": len(da_rows),
                                "missing": len(missing), "extra": len(extra)},
                        missing=tuple(missing), extra=tuple(extra), per_item=tuple(per_item))
+
+
+def _texts(pred: Prediction | None) -> tuple[str | None, str | None]:
+    """The MC and DA texts of a prediction: upstream's fields when given, else ``prediction`` for both."""
+    if pred is None:
+        return None, None
+    if "multiple_choice" in pred.extra or "direct_answer" in pred.extra:
+        mc, da = pred.extra.get("multiple_choice"), pred.extra.get("direct_answer")
+        return (None if mc is None else str(mc)), (None if da is None else str(da))
+    return pred.prediction, pred.prediction
