@@ -5,10 +5,13 @@ accuracy (Kiela et al., NeurIPS 2020; the challenge's submission format is ``id,
 AUROC is computed as the Mann-Whitney statistic with ties counted one half (identical to
 ``sklearn.metrics.roc_auc_score``, average ranks for tied scores).
 
-Predictions: ``id``, ``prediction`` (raw text) and ``score`` (or ``proba``). The predicted label
+Predictions: ``id``, ``prediction`` (raw text) and ``score`` (or ``proba``), or the challenge's
+own submission lines ``id, proba, label``. A submitted ``label`` (0/1) is used as is, as the
+challenge's scorer does. Without one (a model's free text), the predicted label
 is read from the text (:func:`extract_label`: "not hateful"/"non-hateful"/"no" -> 0, "hateful"/
 "yes" -> 1, or a bare 0/1); text with no label falls back to ``score >= 0.5``. A line with no
-``score`` uses its label (1.0 or 0.0) as its score — such a model gives a coarse ROC curve. A meme
+``score`` uses its label (1.0 or 0.0) as its score — such a model gives a coarse ROC curve.
+``counts["label_from_text"]`` says how many labels were read from text rather than submitted. A meme
 without a prediction is counted wrong: the wrong label and the worst score (``1 - label``).
 """
 
@@ -23,7 +26,7 @@ from vpd.benchmarks.registry import (
     BENCHMARKS, Benchmark, DataFormatError, Item, Prediction, Results, mean,
 )
 
-SCORER_VERSION = "hateful_memes-1.0 (AUROC Mann-Whitney with ties; accuracy)"
+SCORER_VERSION = "hateful_memes-1.1 (AUROC Mann-Whitney with ties; accuracy of the submitted label)"
 QUESTION = "Is this meme hateful?"
 
 _NEG = re.compile(r"\b(not|non|no|isn't|isnt)\b[\s-]*(?:\w+\s+){0,2}hateful")
@@ -124,14 +127,19 @@ class HatefulMemes(Benchmark):
             raise DataFormatError("this Hateful Memes file has no labels (the unlabelled test split)")
         matched, missing, extra = self.match(items, predictions, strict=strict)
         per_item = []
+        from_text = 0
         for it in items:
             pred = matched.get(it.id)
             if pred is None:
                 label, score = 1 - it.gold, float(1 - it.gold)
             else:
-                label = extract_label(pred.prediction)
-                if label is None and pred.score is not None:
-                    label = int(pred.score >= 0.5)
+                if str(pred.extra.get("label")) in ("0", "1"):
+                    label = int(str(pred.extra["label"]))  # the challenge's submission field
+                else:
+                    from_text += 1
+                    label = extract_label(pred.prediction)
+                    if label is None and pred.score is not None:
+                        label = int(pred.score >= 0.5)
                 score = pred.score if pred.score is not None else (float(label) if label is not None else 0.5)
             per_item.append({"id": it.id, "gold": it.gold, "extracted": label, "score": score,
                              "correct": int(label == it.gold), "slices": dict(it.slices)})
@@ -147,7 +155,8 @@ class HatefulMemes(Benchmark):
         return Results(benchmark=self.name, scorer_version=self.scorer_version, metrics=metrics,
                        slices=slices,
                        counts={"n": len(items), "missing": len(missing), "extra": len(extra),
-                               "unparsed": sum(1 for r in per_item if r["extracted"] is None)},
+                               "unparsed": sum(1 for r in per_item if r["extracted"] is None),
+                               "label_from_text": from_text},
                        missing=tuple(missing), extra=tuple(extra), per_item=tuple(per_item))
 
 

@@ -1,15 +1,16 @@
-"""TallyQA (counting): the official JSON, count extraction from free text, simple/complex accuracy.
+"""TallyQA (counting): the official JSON, simple/complex accuracy and RMSE.
 
 Data: a JSON list (the released ``train.json`` / ``test.json``) of ``{answer, data_source, image,
 image_id, issimple, question, question_id}`` — or JSON lines of the same records. ``answer`` is an
-integer count. Metrics follow the TallyQA paper (Acharya et al., AAAI 2019): exact-match accuracy
-of the predicted integer, and RMSE, overall and for the ``simple`` and ``complex`` subsets
-(``issimple``), plus per ``data_source``.
+integer count. Metrics follow the TallyQA paper (Acharya et al., AAAI 2019), whose models output
+a count: exact-match ``accuracy`` and ``rmse``, overall and for the ``simple`` and ``complex``
+subsets (``issimple``), plus per ``data_source``. TallyQA ships no scoring script, so the headline
+reads a prediction as a count only when the whole (stripped) text is a non-negative integer
+(:func:`strict_count`, ``"3"``); anything else is unparsed, scored wrong and left out of RMSE.
 
-Count extraction (:func:`extract_count`): the first number in the text, written in digits
-(``"3"``, ``"3.0"``) or words (``"three"``, ``"twenty-one"``, ``"one hundred"``); if there is none,
-``0`` when the text says ``no``/``none``/``nothing``; otherwise unparsed, which scores as wrong
-(and is left out of RMSE, which is reported over parsed answers with the count of unparsed ones).
+Lenient variants, suffixed: ``accuracy_extracted`` / ``rmse_extracted`` read the first count in
+free text (:func:`extract_count`: digits ``"3"``, ``"3.0"`` or words ``"three"``,
+``"twenty-one"``, ``"one hundred"``; ``0`` when the text says ``no``/``none``/``nothing``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from vpd.benchmarks.registry import (
     BENCHMARKS, Benchmark, DataFormatError, Item, Prediction, Results, mean,
 )
 
-SCORER_VERSION = "tallyqa-1.0 (exact integer match; first number in digits or words)"
+SCORER_VERSION = "tallyqa-2.0 (exact integer match of the whole answer; extracted counts suffixed)"
 
 _UNITS = {w: i for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
@@ -32,6 +33,12 @@ _UNITS = {w: i for i, w in enumerate(
 _TENS = {w: 10 * i for i, w in enumerate("_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()) if w != "_"}
 _ZERO_WORDS = {"no", "none", "nothing", "nobody", "neither"}
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)?|[a-z]+")
+
+
+def strict_count(text: str) -> int | None:
+    """The count if the whole stripped ``text`` is a non-negative integer numeral, else None."""
+    t = str(text).strip()
+    return int(t) if t.isascii() and t.isdigit() else None
 
 
 def extract_count(text: str) -> int | None:
@@ -147,10 +154,13 @@ class TallyQA(Benchmark):
         per_item = []
         for it in items:
             pred = matched.get(it.id)
-            value = extract_count(pred.prediction) if pred is not None else None
-            per_item.append({"id": it.id, "gold": it.gold, "extracted": value,
+            value = strict_count(pred.prediction) if pred is not None else None
+            loose = extract_count(pred.prediction) if pred is not None else None
+            per_item.append({"id": it.id, "gold": it.gold, "parsed": value, "extracted": loose,
                              "correct": int(value is not None and value == it.gold),
+                             "correct_extracted": int(loose is not None and loose == it.gold),
                              "sq_err": None if value is None else float((value - it.gold) ** 2),
+                             "sq_err_extracted": None if loose is None else float((loose - it.gold) ** 2),
                              "slices": dict(it.slices)})
         metrics = _count_metrics(per_item)
         slices: dict[str, dict[str, dict[str, float]]] = {}
@@ -164,11 +174,14 @@ class TallyQA(Benchmark):
         return Results(benchmark=self.name, scorer_version=self.scorer_version, metrics=metrics,
                        slices=slices,
                        counts={"n": len(items), "missing": len(missing), "extra": len(extra),
-                               "unparsed": sum(1 for r in per_item if r["extracted"] is None)},
+                               "unparsed": sum(1 for r in per_item if r["parsed"] is None),
+                               "unparsed_extracted": sum(1 for r in per_item if r["extracted"] is None)},
                        missing=tuple(missing), extra=tuple(extra), per_item=tuple(per_item))
 
 
 def _count_metrics(rows: list[dict]) -> dict[str, float | None]:
     errs = [r["sq_err"] for r in rows if r["sq_err"] is not None]
-    return {"accuracy": mean(r["correct"] for r in rows),
-            "rmse": math.sqrt(mean(errs)) if errs else None, "n": len(rows)}
+    loose = [r["sq_err_extracted"] for r in rows if r["sq_err_extracted"] is not None]
+    return {"accuracy": mean(r["correct"] for r in rows), "rmse": math.sqrt(mean(errs)) if errs else None,
+            "accuracy_extracted": mean(r["correct_extracted"] for r in rows),
+            "rmse_extracted": math.sqrt(mean(loose)) if loose else None, "n": len(rows)}

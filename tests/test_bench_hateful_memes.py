@@ -53,3 +53,20 @@ def test_scores_by_hand(tmp_path: Path) -> None:
     assert res.missing == ("1",)
     assert res.metrics["accuracy"] == 0.75
     assert res.metrics["auroc"] == pytest.approx(0.5)  # 0.9 beats both negatives, 0.0 beats none
+
+
+def test_challenge_submission_label_is_used_as_is(tmp_path: Path) -> None:
+    """The challenge's own ``id, proba, label`` lines: accuracy from ``label`` (sklearn accuracy_score),
+    AUROC from ``proba`` — even where label and proba disagree (the scorer never thresholds)."""
+    data = tmp_path / "dev.jsonl"
+    data.write_text("\n".join(json.dumps({"id": i, "img": f"img/{i}.png", "text": "t", "label": l})
+                              for i, l in [(1, 1), (2, 0), (3, 1), (4, 0)]) + "\n")
+    preds = tmp_path / "p.jsonl"
+    preds.write_text("\n".join(json.dumps(r) for r in [
+        {"id": 1, "proba": 0.9, "label": 1}, {"id": 2, "proba": 0.8, "label": 0},  # label 0 though proba >= 0.5
+        {"id": 3, "proba": 0.3, "label": 0}, {"id": 4, "proba": 0.1, "label": 0},
+    ]) + "\n")
+    res = HatefulMemes().score_file(data, preds)
+    assert res.metrics["accuracy"] == pytest.approx(3 / 4)  # ids 1, 2, 4 right
+    assert res.metrics["auroc"] == pytest.approx(roc_auc_score([1, 0, 1, 0], [0.9, 0.8, 0.3, 0.1]))  # 0.75
+    assert res.counts["label_from_text"] == 0

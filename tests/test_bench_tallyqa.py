@@ -1,4 +1,4 @@
-"""TallyQA: count extraction and simple/complex accuracy."""
+"""TallyQA: strict (headline) and extracted counts, simple/complex accuracy and RMSE, by hand."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from vpd.benchmarks.registry import DataFormatError
-from vpd.benchmarks.tallyqa import TallyQA, extract_count
+from vpd.benchmarks.tallyqa import TallyQA, extract_count, strict_count
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -30,16 +30,29 @@ def test_simple_complex_accuracy(tmp_path: Path) -> None:
     ]))
     preds = tmp_path / "p.jsonl"
     preds.write_text("\n".join(json.dumps(r) for r in [
-        {"question_id": 10, "prediction": "two"}, {"question_id": 11, "prediction": "none"},
-        {"question_id": 12, "prediction": "I see 3 of them"}, {"question_id": 99, "prediction": "1"},
+        {"question_id": 10, "prediction": "2"}, {"question_id": 11, "prediction": "none"},
+        {"question_id": 12, "prediction": "I see 3 of them"}, {"question_id": 13, "prediction": " 6\n"},
+        {"question_id": 99, "prediction": "1"},
     ]))
     res = TallyQA().score_file(data, preds)
-    assert res.slices["subset"]["simple"]["accuracy"] == 1.0
-    assert res.slices["subset"]["complex"]["accuracy"] == 0.0
-    assert res.slices["subset"]["complex"]["rmse"] == pytest.approx(2.0)  # only the parsed answer
-    assert res.metrics["accuracy"] == 0.5
-    assert res.missing == ("13",) and res.extra == ("99",)
+    # headline: only whole-integer answers count ("2" right, " 6" parsed but wrong, the rest unparsed)
+    assert res.metrics["accuracy"] == 0.25
+    assert res.metrics["rmse"] == pytest.approx(((0 + 4) / 2) ** 0.5)  # over the 2 parsed answers
+    assert res.slices["subset"]["simple"]["accuracy"] == 0.5
+    assert res.slices["subset"]["complex"]["rmse"] == pytest.approx(2.0)
+    assert res.counts["unparsed"] == 2 and res.counts["unparsed_extracted"] == 0
+    # lenient: "none" -> 0 (right), "I see 3 of them" -> 3 (off by 2)
+    assert res.metrics["accuracy_extracted"] == 0.5
+    assert res.slices["subset"]["simple"]["accuracy_extracted"] == 1.0
+    assert res.metrics["rmse_extracted"] == pytest.approx(((0 + 0 + 4 + 4) / 4) ** 0.5)
+    assert res.extra == ("99",) and res.missing == ()
     assert res.slices["data_source"]["amt"]["n"] == 2
+
+
+@pytest.mark.parametrize("text,expected", [("3", 3), (" 12\n", 12), ("three", None), ("3.0", None), ("-1", None),
+                                           ("3 dogs", None), ("", None)])
+def test_strict_count(text: str, expected: int | None) -> None:
+    assert strict_count(text) == expected
 
 
 def test_non_integer_answer_names_the_record(tmp_path: Path) -> None:
