@@ -3,8 +3,11 @@
 ``normalize_vqa(text)``: newlines/tabs to spaces, strip, then ``processPunctuation`` (punctuation
 removed, or replaced by a space when it glues two words; periods kept inside numbers) and
 ``processDigitArticle`` (lower-case, number words zero..ten to digits, articles a/an/the dropped,
-common contractions restored). Used by A-OKVQA's direct-answer scoring, whose reference answers
-were produced with the same processing.
+common contractions restored). Checked against upstream's ``processPunctuation`` /
+``processDigitArticle`` (including its quirks: the period regex ``(?!<=\d)`` and punctuation removed
+outright whenever the text holds a ``1,000``-style number). Used by the VQAv2 / OK-VQA scorer
+(:mod:`vpd.benchmarks.vqav2`, which applies it only when the annotators disagree, as upstream
+does) and by the lenient ``*_normalized`` variants of A-OKVQA and GQA.
 """
 
 from __future__ import annotations

@@ -91,3 +91,14 @@ def test_okvqa_by_hand(tmp_path: Path) -> None:
 def test_annotation_without_answers_names_it() -> None:
     with pytest.raises(DataFormatError, match="question_id 420006"):
         OKVQA().load(FIXTURES / "okvqa")
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("Two Dogs.", "2 dogs"), ("the  cab!", "cab"), ("dont", "don't"), ("3.5", "3.5"),
+    ("1,000 people", "1000 people"),  # a 1,000-style number: punctuation removed outright
+    ("red/blue", "red blue"), ("red / blue", "red blue"), ("isnt it", "isn't it"), ("an apple", "apple"),
+])
+def test_normalisation_as_upstream(text: str, expected: str) -> None:
+    from vpd.benchmarks.vqa_normalize import normalize_vqa
+
+    assert normalize_vqa(text) == expected
