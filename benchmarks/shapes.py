@@ -8,7 +8,9 @@ assigned per scene and are disjoint (a scene's questions all go to the scene's s
 Conventions: boxes are ``[x0, y0, x1, y1]`` in pixels, origin top-left, y down; a ground-truth box is
 the object's full (amodal) extent, even where another object hides part of it.
 
-Generator guarantees (what makes the labels trustworthy and the detection problem well posed):
+Generator guarantees at the default ``difficulty="easy"`` (what makes the labels trustworthy and the
+detection problem well posed; ``medium``/``hard`` loosen the last three on purpose so the pixel
+detector errs, see :mod:`vpd.benchmarks.shapes_difficulty` — labels stay exact either way):
 
 * objects of the same colour never touch (a gap of at least ``SAME_COLOR_GAP`` pixels);
 * overlaps are partial: two overlapping boxes share at most ``MAX_OVERLAP`` of each side of
@@ -93,6 +95,7 @@ class Scene:
     height: int
     objects: tuple[ShapeObject, ...]
     noise: bool = True
+    difficulty: str = "easy"  # a level of vpd.benchmarks.shapes_difficulty
 
     def scene_records(self) -> list[dict]:
         return [o.to_dict() for o in self.objects]
@@ -124,10 +127,10 @@ def _rng(seed: int, index: int, stream: int) -> np.random.Generator:
 
 
 def _compatible(a: tuple[int, int, int, int], color_a: str, b: tuple[int, int, int, int], color_b: str,
-                allow_overlap: bool) -> bool:
+                allow_overlap: bool, *, same_gap: int = SAME_COLOR_GAP, max_overlap: float = MAX_OVERLAP) -> bool:
     ax0, ay0, ax1, ay1 = a
     bx0, by0, bx1, by1 = b
-    gap = SAME_COLOR_GAP if color_a == color_b else 2
+    gap = same_gap if color_a == color_b else 2
     separated = (ax1 + gap <= bx0 or bx1 + gap <= ax0 or ay1 + gap <= by0 or by1 + gap <= ay0)
     if separated:
         return True
@@ -139,17 +142,24 @@ def _compatible(a: tuple[int, int, int, int], color_a: str, b: tuple[int, int, i
         return True  # touching sides of different colours is fine
     min_w = min(ax1 - ax0, bx1 - bx0)
     min_h = min(ay1 - ay0, by1 - by0)
-    return iw <= MAX_OVERLAP * min_w and ih <= MAX_OVERLAP * min_h
+    return iw <= max_overlap * min_w and ih <= max_overlap * min_h
 
 
 def generate_scene(seed: int, index: int, *, width: int = IMAGE_WIDTH, height: int = IMAGE_HEIGHT,
                    min_objects: int = MIN_OBJECTS, max_objects: int = MAX_OBJECTS,
-                   overlap: bool = True, noise: bool = True) -> Scene:
+                   overlap: bool = True, noise: bool = True, difficulty: str = "easy") -> Scene:
     """Scene ``index`` of ``seed`` (independent of all other scenes).
 
     ``overlap`` allows partial overlaps between objects of different colours; ``noise`` is
-    recorded for the renderer (background texture, pixel noise, speckles).
+    recorded for the renderer (background texture, pixel noise, speckles). ``difficulty``
+    (:mod:`vpd.benchmarks.shapes_difficulty`) sets occlusion, touching neighbours and tiny
+    objects; ``easy`` draws exactly the scenes this function always drew. Non-easy scene ids carry
+    the level's initial (``s7h-000003``), so levels never share an id.
     """
+    from vpd.benchmarks.shapes_difficulty import get_difficulty
+
+    level = get_difficulty(difficulty)
+    easy = level.is_easy
     rng = _rng(seed, index, 0)
     n = int(rng.integers(min_objects, max_objects + 1))
     objects: list[ShapeObject] = []
@@ -160,30 +170,53 @@ def generate_scene(seed: int, index: int, *, width: int = IMAGE_WIDTH, height: i
         color = COLORS[int(rng.integers(len(COLORS)))]
         size = SIZES[int(rng.integers(len(SIZES)))]
         lo, hi = SIZE_RANGE[size]
+        if not easy and size == "small" and rng.random() < level.tiny_prob:
+            lo, hi = level.tiny_range
         w, h = object_dims(shape, int(rng.integers(lo, hi + 1)))
         anchors = [o for o in objects if o.color != color]
-        want_overlap = overlap and bool(anchors) and bool(rng.random() < OVERLAP_PROB)
+        want_overlap = overlap and bool(anchors) and bool(rng.random() < level.overlap_prob)
+        adjacent = not easy and not want_overlap and bool(objects) and bool(rng.random() < level.adjacent_prob)
         for _ in range(30):
             if want_overlap:  # tuck a corner of the new box under / over a corner of an anchor
                 a = anchors[int(rng.integers(len(anchors)))]
                 ax0, ay0, ax1, ay1 = a.bbox
-                fx = float(rng.uniform(0.12, MAX_OVERLAP)) * min(w, ax1 - ax0)
-                fy = float(rng.uniform(0.12, MAX_OVERLAP)) * min(h, ay1 - ay0)
+                fx = float(rng.uniform(0.12, level.max_overlap)) * min(w, ax1 - ax0)
+                fy = float(rng.uniform(0.12, level.max_overlap)) * min(h, ay1 - ay0)
                 x0 = int(ax1 - fx) if rng.random() < 0.5 else int(round(ax0 + fx - w))
                 y0 = int(ay1 - fy) if rng.random() < 0.5 else int(round(ay0 + fy - h))
+                if not (BORDER <= x0 <= width - BORDER - w and BORDER <= y0 <= height - BORDER - h):
+                    continue
+            elif adjacent:  # beside a neighbour, 0-2 px away (same colours then merge in the pixels)
+                x0, y0 = _beside(rng, objects[int(rng.integers(len(objects)))].bbox, w, h)
                 if not (BORDER <= x0 <= width - BORDER - w and BORDER <= y0 <= height - BORDER - h):
                     continue
             else:
                 x0 = int(rng.integers(BORDER, width - BORDER - w + 1))
                 y0 = int(rng.integers(BORDER, height - BORDER - h + 1))
             box = (x0, y0, x0 + w, y0 + h)
-            if all(_compatible(box, color, o.bbox, o.color, want_overlap) for o in objects):
+            if all(_compatible(box, color, o.bbox, o.color, want_overlap, same_gap=level.same_color_gap,
+                               max_overlap=level.max_overlap) for o in objects):
                 objects.append(ShapeObject(shape=shape, color=color, size=size, bbox=box))
                 break
     if len(objects) < min_objects:  # pragma: no cover - cannot happen with the default sizes
         raise RuntimeError(f"could not place {min_objects} objects in scene {seed}/{index}")
-    return Scene(id=f"s{seed}-{index:06d}", seed=int(seed), index=int(index), width=width,
-                 height=height, objects=tuple(objects), noise=noise)
+    tag = "" if level.name == "easy" else level.name[0]
+    return Scene(id=f"s{seed}{tag}-{index:06d}", seed=int(seed), index=int(index), width=width,
+                 height=height, objects=tuple(objects), noise=noise, difficulty=level.name)
+
+
+def _beside(rng: np.random.Generator, box: tuple[int, int, int, int], w: int, h: int) -> tuple[int, int]:
+    """Top-left of a ``w x h`` box placed 0-2 px left/right/above/below ``box``, sliding along it."""
+    bx0, by0, bx1, by1 = box
+    gap = int(rng.integers(0, 3))
+    side = int(rng.integers(4))
+    if side < 2:  # left / right
+        x0 = bx1 + gap if side == 0 else bx0 - gap - w
+        y0 = int(rng.integers(by0 - h // 2, by1 - h // 2 + 1))
+    else:  # below / above
+        y0 = by1 + gap if side == 2 else by0 - gap - h
+        x0 = int(rng.integers(bx0 - w // 2, bx1 - w // 2 + 1))
+    return x0, y0
 
 
 def scene_split(seed: int, index: int, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS) -> str:
@@ -242,15 +275,19 @@ def example_records(scene: Scene, image_rel: str, split: str, k: int) -> list[di
             "id": f"shapes-{scene.id}-q{j}", "image": image_rel, "question": q.question,
             "answer": q.answer, "choices": None if q.choices is None else list(q.choices),
             "qtype": q.qtype, "split": split, "template": q.template, "scene_id": scene.id,
-            "scene": scene_dicts,
+            "difficulty": scene.difficulty, "scene": scene_dicts,
         })
     return records
 
 
 def make_dataset(out: str | Path, n: int, seed: int = 0, *, per_image: int = 2, split: str = "all",
                  fractions: tuple[float, float, float] = DEFAULT_FRACTIONS, overlap: bool = True,
-                 noise: bool = True, progress: Callable[[int], None] | None = None) -> DatasetSummary:
+                 noise: bool = True, difficulty: str = "easy",
+                 progress: Callable[[int], None] | None = None) -> DatasetSummary:
     """Write ``n`` scenes of ``seed`` to ``out``: ``images/<scene>.png`` and ``examples.jsonl``.
+
+    ``difficulty`` is a level of :mod:`vpd.benchmarks.shapes_difficulty` (``easy`` = the original
+    world); it is recorded in ``dataset.json`` and in every example (``difficulty``).
 
     ``split`` = ``all`` keeps every scene; ``train``/``val``/``test`` keeps only the scenes of that
     split (scenes ``0..n-1`` are still the candidates, so datasets written with the same seed and
@@ -261,6 +298,9 @@ def make_dataset(out: str | Path, n: int, seed: int = 0, *, per_image: int = 2, 
         raise ValueError(f"unknown split {split!r} (use all, {', '.join(SPLITS)})")
     if n < 0 or per_image < 1:
         raise ValueError("n must be >= 0 and per_image >= 1")
+    from vpd.benchmarks.shapes_difficulty import get_difficulty
+
+    get_difficulty(difficulty)  # unknown level -> "did you mean", before anything is written
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     per_split: dict[str, int] = {}
@@ -273,7 +313,7 @@ def make_dataset(out: str | Path, n: int, seed: int = 0, *, per_image: int = 2, 
                 if progress:
                     progress(i)
                 continue
-            scene = generate_scene(seed, i, overlap=overlap, noise=noise)
+            scene = generate_scene(seed, i, overlap=overlap, noise=noise, difficulty=difficulty)
             rel = f"images/{scene.id}.png"
             render_scene(scene).save(out / rel, optimize=False, compress_level=1)
             for rec in example_records(scene, rel, sp, per_image):
@@ -288,13 +328,14 @@ def make_dataset(out: str | Path, n: int, seed: int = 0, *, per_image: int = 2, 
                              per_split=dict(sorted(per_split.items())), per_qtype=dict(sorted(per_qtype.items())))
     meta = {"generator": "vpd.benchmarks.shapes", "version": GENERATOR_VERSION, "seed": seed, "n": n,
             "per_image": per_image, "split": split, "fractions": list(fractions), "overlap": overlap,
-            "noise": noise, **summary.to_dict()}
+            "noise": noise, "difficulty": difficulty, **summary.to_dict()}
     (out / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
     return summary
 
 
 #: Bumped whenever rendering or question generation changes (written into dataset.json).
-GENERATOR_VERSION = "1"
+#: 2: the difficulty dial (easy scenes and images unchanged; examples carry ``difficulty``).
+GENERATOR_VERSION = "2"
 
 
 def __getattr__(name: str):

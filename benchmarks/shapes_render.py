@@ -13,7 +13,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from vpd.benchmarks import shapes_effects as effects
 from vpd.benchmarks.shapes import RGB, Scene, ShapeObject, _rng
+from vpd.benchmarks.shapes_difficulty import get_difficulty
 
 SS = 2  # supersampling factor
 
@@ -94,13 +96,21 @@ def _shading(obj: ShapeObject, w: int, h: int, rng: np.random.Generator) -> tupl
 
 
 def render(scene: Scene) -> Image.Image:
-    """Render ``scene`` to a PIL RGB image of ``scene.width x scene.height`` pixels."""
+    """Render ``scene`` to a PIL RGB image of ``scene.width x scene.height`` pixels.
+
+    A non-easy ``scene.difficulty`` adds the effects of :mod:`vpd.benchmarks.shapes_effects`
+    (drawn from their own random stream, so easy images never change).
+    """
+    level = get_difficulty(scene.difficulty)
+    fx = None if level.is_easy else _rng(scene.seed, scene.index, 4)
     rng = _rng(scene.seed, scene.index, 3)
     W, H = scene.width * SS, scene.height * SS
     canvas_arr = _background(rng, W, H, scene.noise)
     canvas = Image.fromarray(np.clip(canvas_arr, 0, 255).astype(np.uint8))
     if scene.noise:
         _strokes(rng, canvas, int(rng.integers(2, 7)))
+    if fx is not None:
+        effects.draw_clutter(fx, canvas, level, SS)
     # soft shadows below-right of each object
     shadow = Image.new("L", (W, H), 0)
     sd = ImageDraw.Draw(shadow)
@@ -109,15 +119,24 @@ def render(scene: Scene) -> Image.Image:
         sd.ellipse((x0 + 4 * SS, y1 - 5 * SS, x1 + 6 * SS, y1 + 4 * SS), fill=90)
     shadow = shadow.filter(ImageFilter.GaussianBlur(4 * SS))
     arr = np.asarray(canvas, np.float32) * (1.0 - np.asarray(shadow, np.float32)[:, :, None] / 255.0 * 0.45)
-    for obj in scene.objects:
+    owner = np.full((H, W), -1, np.int16) if fx is not None else None
+    boxes = []
+    for i, obj in enumerate(scene.objects):
         x0, y0, x1, y1 = (v * SS for v in obj.bbox)
         w, h = x1 - x0, y1 - y0
         mask = np.asarray(_shape_mask(obj, w, h), np.float32)[:, :, None] / 255.0
         factor, white = _shading(obj, w, h, rng)
-        colour = np.asarray(RGB[obj.color], np.float32) * factor[:, :, None]
+        base = np.asarray(RGB[obj.color], np.float32) if fx is None else effects.paint(obj.color, fx, level)
+        colour = base * factor[:, :, None]
         colour = colour * (1 - white[:, :, None]) + 255.0 * white[:, :, None]
         region = arr[y0:y1, x0:x1]
         arr[y0:y1, x0:x1] = region * (1 - mask) + colour * mask
+        if owner is not None:
+            owner[y0:y1, x0:x1][mask[:, :, 0] > 0.5] = i
+            boxes.append((x0, y0, x1, y1))
+    if fx is not None:
+        effects.cast_shadows(arr, owner, boxes, fx, level, SS)
+        effects.light(arr, fx, level)
     img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).resize(
         (scene.width, scene.height), Image.BOX)
     if scene.noise:
@@ -128,4 +147,6 @@ def render(scene: Scene) -> Image.Image:
             s = int(rng.integers(1, 3))
             out[y:y + s, x:x + s] = rng.uniform(0, 255, size=3)
         img = Image.fromarray(np.clip(out, 0, 255).astype(np.uint8))
+    if fx is not None:
+        img = effects.degrade(img, fx, level)
     return img

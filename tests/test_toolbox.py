@@ -24,7 +24,7 @@ def test_load_by_name_maps_every_provided_tool():
     assert isinstance(tb, Toolbox)
     assert set(ShapesBackend.provides) <= set(tb.tools) and "crop" in tb.tools
     assert len({id(b) for b in tb.backends.values()}) == 1  # one instance shared by its tools
-    assert tb.describe()["detect"] == "shapes:1:-:"  # name:version:settings digest (none):weight hash (none)
+    assert tb.describe()["detect"] == "shapes:2:-:"  # name:version:settings digest (none):weight hash (none)
 
 
 def test_load_mapping_and_yaml_file(tmp_path, image):
@@ -80,7 +80,7 @@ def test_cache_hook(image):
     assert (cached1, cached2) == (False, True) and first == again
     assert tb.stats == {"calls": 2, "cache_hits": 1, "analysis_hits": 0, "backend_calls": 1}
     assert sorted(k.split("|")[1] for k in cache.data) == ["@analysis", "detect"]
-    assert all(k.endswith("|shapes:1:-:") for k in cache.data)
+    assert all(k.endswith("|shapes:2:-:") for k in cache.data)
 
 
 def test_new_query_on_an_analysed_image_needs_no_backend_call(image):

@@ -42,12 +42,13 @@ def detect_calls_per_s(images: list, queries: list[str], cache_size: int) -> flo
     return _rate(calls, time.perf_counter() - t0)
 
 
-def detection_quality(seed: int, n: int) -> dict[str, float]:
-    """Precision/recall of all detections (IoU >= 0.5, same colour and shape) and per-pair count accuracy."""
+def detection_quality(seed: int, n: int, difficulty: str = "easy") -> dict[str, float]:
+    """Precision/recall of all detections (IoU >= 0.5 with the amodal box, same colour and shape) and
+    count accuracy per (colour, shape) pair present in a scene, on ``n`` scenes of ``difficulty``."""
     backend = ShapesBackend(cache_size=0)
     tp = n_det = n_gt = pairs = pairs_ok = 0
     for i in range(n):
-        scene = generate_scene(seed, i)
+        scene = generate_scene(seed, i, difficulty=difficulty)
         dets = backend.detect(render_scene(scene), "object")
         truth = [(o, Box(x0=o.bbox[0], y0=o.bbox[1], x1=o.bbox[2], y1=o.bbox[3])) for o in scene.objects]
         used: set[int] = set()

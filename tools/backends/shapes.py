@@ -52,7 +52,7 @@ _NOUNS_RE = re.compile(r"^(cube|square|block|box|sphere|circle|ball|cylinder|tri
 class ShapesBackend(Backend):
     """Pixel-based tools for the synthetic shapes world (OpenCV + numpy; no model weights)."""
 
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: score = shape fit x colour purity x size
     provides: ClassVar[frozenset[str]] = frozenset(
         {"detect", "count", "vqa", "caption", "verify_property", "best_text_match", "depth"})
     #: One colour segmentation per image answers every tool (``depth`` of a sub-box excepted).

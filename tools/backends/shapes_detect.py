@@ -12,7 +12,11 @@ Pipeline (:func:`detect_objects`):
    (and not its box); else *cylinder* if the box is clearly taller than wide; else *cube* if the
    hull fills its box, *sphere* otherwise (a disc fills pi/4 of its box). Using the hull makes the
    features robust to a corner hidden by another object;
-5. size from the longer side of the box: ``large`` if >= ``LARGE_MIN_SIDE`` px.
+5. size from the longer side of the box: ``large`` if >= ``LARGE_MIN_SIDE`` px;
+6. confidence (``score``, 0..1): the shape fit, times the colour purity (how close the blob's
+   pixels lie to its named hue: 1 at the centre, 0.5 at ``MAX_HUE_DIST``), times a size factor
+   (blobs under ``CONFIDENT_AREA`` px score proportionally less). Blurred, tinted, tiny or merged
+   blobs score low, so a program can weigh or threshold detections.
 
 Boxes are ``(x0, y0, x1, y1)`` in pixels of the given image, origin top-left, ``x1``/``y1``
 exclusive (``x1 - x0`` is the width).
@@ -34,6 +38,7 @@ MIN_VAL = 50  # of 255
 MAX_HUE_DIST = 22.0  # degrees
 MIN_AREA = 60  # px
 LARGE_MIN_SIDE = 33  # px
+CONFIDENT_AREA = 200  # px: blobs at least this large get no size penalty
 
 _KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
 
@@ -72,9 +77,20 @@ def _hue_lut() -> np.ndarray:
 _LUT = _hue_lut()
 
 
-def colour_labels(rgb: np.ndarray) -> np.ndarray:
+def _hue_dist_lut() -> np.ndarray:
+    """OpenCV hue -> distance in degrees to the nearest named hue."""
+    centres = np.array(list(HUE_DEG.values()), np.float32)
+    d = np.abs(np.arange(180, dtype=np.float32)[:, None] * 2.0 - centres[None, :])
+    return np.minimum(d, 360.0 - d).min(axis=1).astype(np.float32)
+
+
+_DIST = _hue_dist_lut()
+
+
+def colour_labels(rgb: np.ndarray, hsv: np.ndarray | None = None) -> np.ndarray:
     """Per-pixel colour index into ``list(HUE_DEG)`` (uint8), 255 where not a named colour."""
-    hsv = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2HSV)
+    if hsv is None:
+        hsv = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2HSV)
     coloured = (hsv[:, :, 1] >= MIN_SAT) & (hsv[:, :, 2] >= MIN_VAL)
     return np.where(coloured, _LUT[hsv[:, :, 0]], 255).astype(np.uint8)
 
@@ -104,7 +120,9 @@ def detect_objects(image: Image.Image | np.ndarray) -> list[DetectedObject]:
     rgb = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image, np.uint8)
     if rgb.ndim != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
         return []
-    labels = colour_labels(rgb)
+    hsv = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2HSV)
+    labels = colour_labels(rgb, hsv)
+    hue_dist = _DIST[hsv[:, :, 0]]
     names = list(HUE_DEG)
     out: list[DetectedObject] = []
     for ci in np.unique(labels):
@@ -119,9 +137,25 @@ def detect_objects(image: Image.Image | np.ndarray) -> list[DetectedObject]:
             if area < MIN_AREA:
                 continue
             x, y, w, h = cv2.boundingRect(c)
-            shape, score = classify_shape(c)
+            shape, fit = classify_shape(c)
             size = "large" if max(w, h) >= LARGE_MIN_SIDE else "small"
+            score = fit * _purity(c, labels == ci, hue_dist, (x, y, w, h)) * min(1.0, area / CONFIDENT_AREA)
             out.append(DetectedObject(color=names[int(ci)], shape=shape, size=size,
-                                      box=(x, y, x + w, y + h), area=int(area), score=round(score, 3)))
+                                      box=(x, y, x + w, y + h), area=int(area), score=round(float(score), 3)))
     out.sort(key=lambda o: (o.box[0], o.box[1]))
     return out
+
+
+def _purity(contour: np.ndarray, same: np.ndarray, hue_dist: np.ndarray, rect: tuple[int, int, int, int]) -> float:
+    """Colour purity of a blob in 0.5..1: 1 - mean hue distance / (2 ``MAX_HUE_DIST``) over its
+    pixels of its colour, times the share of its filled area that has its colour."""
+    x, y, w, h = rect
+    fill = np.zeros((h, w), np.uint8)
+    cv2.drawContours(fill, [contour - np.array([[x, y]])], -1, 1, thickness=cv2.FILLED)
+    inside = fill.astype(bool)
+    own = inside & same[y:y + h, x:x + w]
+    if not own.any():
+        return 0.5
+    closeness = 1.0 - float(hue_dist[y:y + h, x:x + w][own].mean()) / (2.0 * MAX_HUE_DIST)
+    share = float(own.sum()) / max(1, int(inside.sum()))
+    return max(0.0, min(1.0, closeness * (0.5 + 0.5 * share)))

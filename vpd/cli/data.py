@@ -36,6 +36,10 @@ def shapes(
     no_overlap: bool = typer.Option(False, "--no-overlap", help="Never let objects overlap."),
     no_noise: bool = typer.Option(False, "--no-noise", help="Plain background, no pixel noise or speckles."),
     preview: bool = typer.Option(False, "--preview", help="Also draw DIR/preview.png: 12 scenes with their boxes."),
+    difficulty: str = typer.Option("easy", "--difficulty",
+                                   help="easy (the original world) | medium | hard: occlusion, tiny and touching "
+                                        "objects, tinted light, clutter, cast shadows, blur and JPEG noise, so the "
+                                        "pixel tools err. Recorded in dataset.json and every example."),
 ) -> None:
     """Generate the synthetic `shapes` world: DIR/images/*.png and DIR/examples.jsonl.
 
@@ -46,15 +50,21 @@ def shapes(
     from rich.progress import Progress
 
     from vpd.benchmarks.shapes import SPLITS, make_dataset
+    from vpd.benchmarks.shapes_difficulty import DIFFICULTIES
+    from vpd.registry import UnknownNameError
 
     if split != "all" and split not in SPLITS:
         raise typer.BadParameter(f"unknown split {split!r} (use all, {', '.join(SPLITS)})", param_hint="--split")
+    try:
+        DIFFICULTIES.get(difficulty)
+    except UnknownNameError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--difficulty") from None
     fr = _fractions(fractions)
     console = Console(stderr=True)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("rendering scenes", total=n)
         summary = make_dataset(out, n=n, seed=seed, per_image=per_image, split=split, fractions=fr,
-                               overlap=not no_overlap, noise=not no_noise,
+                               overlap=not no_overlap, noise=not no_noise, difficulty=difficulty,
                                progress=lambda i: progress.update(task, completed=i + 1))
     console.print(f"wrote {summary.examples} examples from {summary.scenes} scenes to {out}/examples.jsonl")
     if preview and summary.examples:
