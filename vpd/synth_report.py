@@ -9,7 +9,9 @@ after a resume as after an uninterrupted run. pass@k uses the unbiased estimator
 averaged over examples. ``verified_share`` is the share of examples with a chosen program.
 ``retryable`` counts examples that infrastructure failures (``llm_error``, ``tool_error``) cost a
 candidate and that ``--resume`` would redo (:mod:`vpd.synth_failures`); ``stopped`` is the last
-session's reason for stopping early, if it did.
+session's reason for stopping early, if it did. ``failure_attribution`` is
+``RUN/failure_attribution.json`` when an analysis wrote it (tool vs logic errors per difficulty,
+:mod:`vpd.benchmarks.shapes_attribution`; it never changes a verdict).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from vpd.types import Example
 CATEGORIES = ("none", "no_code", "syntax", "llm_error", "tool_error", "image_error", "rejected", "program_error",
               "timeout", "killed", "wrong_answer")
 REPORT_VERSION = "1"
+#: Written by ``vpd synth-attribute`` / ``vpd synth --attribute`` (vpd.benchmarks.shapes_attribution).
+ATTRIBUTION_FILE = "failure_attribution.json"
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -139,6 +143,9 @@ def build_report(run: str | Path) -> dict[str, Any]:
         "stopped": sessions[-1].get("stopped") if sessions else None,
         "versions": manifest.get("versions", {}),
     }
+    attribution = Path(run) / ATTRIBUTION_FILE
+    if attribution.is_file():
+        report["failure_attribution"] = json.loads(attribution.read_text())
     return report
 
 
@@ -204,6 +211,25 @@ def print_report(report: dict[str, Any], console: Any = None) -> None:
     console.print(s)
     if report.get("stopped"):
         console.print(f"[red]{report['stopped']}[/red]")
+    if report.get("failure_attribution"):
+        print_attribution(report["failure_attribution"], console)
+
+
+def print_attribution(attribution: dict[str, Any], console: Any = None) -> None:
+    """The tool-vs-logic table of failed candidates, per difficulty (an oracle re-run's verdicts)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    a = Table(title="failed candidates: tool error vs logic error (re-run on the scene-record oracle)")
+    cols = ("candidates", "failed", "tool", "logic", "no_program", "infrastructure")
+    for c in ("difficulty", *cols, "tool_share"):
+        a.add_column(c, justify="left" if c == "difficulty" else "right")
+    rows = list((attribution.get("by_difficulty") or {}).items()) + [("ALL", attribution.get("overall") or {})]
+    for name, row in rows:
+        a.add_row(name, *[str(row.get(c, 0)) for c in cols], _pct(row.get("tool_share")),
+                  style="bold" if name == "ALL" else None)
+    console.print(a)
 
 
 def _pct(v: Any) -> str:

@@ -19,7 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-COMMAND_MODULES = ("demo", "data", "tools_cmd", "exec_cmd", "synth", "llm_cmd", "distill_cmds", "pretrain", "train", "eval_cmd", "view", "scale")
+COMMAND_MODULES = ("demo", "data", "tools_cmd", "exec_cmd", "synth", "synth_attribute", "llm_cmd", "distill_cmds", "pretrain", "train", "eval_cmd", "view", "scale")
 
 
 def _load_commands() -> None:
