@@ -1,13 +1,16 @@
 """Speed (and detection quality) of the ``shapes`` world and its backend.
 
-    python -m vpd.benchmarks.perf.shapes [--quick] [--scenes N] [--seed S]
+    python -m vpd.benchmarks.perf.shapes [--quick] [--scenes N] [--seed S] [--difficulty easy,medium,hard]
+                                         [--quality-only]
 
 Prints, each with a baseline measured in the same run:
 
 * scenes generated/s (scene + render with texture and noise) vs. the same without noise;
 * detect calls/s of the backend with its per-image memo disabled (every call segments the pixels)
   vs. with the memo (repeated queries on one image, as a program does);
-* detection precision / recall / count accuracy over the scenes (IoU >= 0.5, same colour and shape).
+* detection precision / recall / count accuracy over the scenes (IoU >= 0.5 with the true amodal
+  box, same colour and shape; count accuracy per (colour, shape) pair present in a scene), one row
+  per difficulty level (:mod:`vpd.benchmarks.shapes_difficulty`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import argparse
 import time
 
 from vpd.benchmarks.shapes import generate_scene, render_scene
+from vpd.benchmarks.shapes_difficulty import LEVELS, get_difficulty
 from vpd.tools.backends.shapes import ShapesBackend
 from vpd.types import Box
 
@@ -73,15 +77,32 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes (a few seconds)")
     ap.add_argument("--scenes", type=int, default=None, help="scenes for each measurement (default 200, quick 30)")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--difficulty", default=",".join(LEVELS), help="levels for the quality table (comma list)")
+    ap.add_argument("--quality-only", action="store_true", help="only the detection-quality table")
     args = ap.parse_args(argv)
     n = args.scenes or (30 if args.quick else 200)
+    levels = [d.strip() for d in args.difficulty.split(",") if d.strip()]
+    for level in levels:
+        get_difficulty(level)  # unknown level -> "did you mean", before any measurement
+    if not args.quality_only:
+        speed(args.seed, n)
+    print(f"detection quality on {n} scenes per level (seed {args.seed}; IoU >= 0.5, same colour and shape):")
+    print("| difficulty | precision | recall | count accuracy | detections | objects |")
+    print("|---|---|---|---|---|---|")
+    for level in levels:
+        q = detection_quality(args.seed, n, level)
+        print(f"| {level} | {q['precision']:.3f} | {q['recall']:.3f} | {q['count_acc']:.3f} | {q['detections']} "
+              f"| {q['objects']} |")
 
-    noisy = scenes_per_s(args.seed, n, noise=True)
-    plain = scenes_per_s(args.seed, n, noise=False)
+
+def speed(seed: int, n: int) -> None:
+    """Print the scene and detect-call rates (each with its baseline)."""
+    noisy = scenes_per_s(seed, n, noise=True)
+    plain = scenes_per_s(seed, n, noise=False)
     print(f"scenes generated/s (with noise):      {noisy:8.1f}")
     print(f"scenes generated/s (baseline, plain): {plain:8.1f}   ratio noisy/plain = {noisy / plain:.2f}x")
 
-    images = [render_scene(generate_scene(args.seed, i)) for i in range(min(n, 50))]
+    images = [render_scene(generate_scene(seed, i)) for i in range(min(n, 50))]
     queries = ["red cube", "sphere", "large blue object", "object", "small green things", "cylinders",
                "yellow triangle", "big shapes"]
     uncached = detect_calls_per_s(images, queries, cache_size=0)
@@ -89,11 +110,6 @@ def main(argv: list[str] | None = None) -> None:
     print(f"detect calls/s (baseline, no memo):   {uncached:8.1f}")
     print(f"detect calls/s (per-image memo):      {cached:8.1f}   ratio memo/no-memo = {cached / uncached:.2f}x "
           f"({len(queries)} queries per image)")
-
-    q = detection_quality(args.seed, n)
-    print(f"detection on {n} scenes (seed {args.seed}): precision {q['precision']:.4f}, recall {q['recall']:.4f} "
-          f"({q['detections']} detections, {q['objects']} objects), count accuracy per (colour, shape) "
-          f"{q['count_acc']:.4f}")
 
 
 if __name__ == "__main__":
