@@ -11,6 +11,10 @@ Output folder ``RUN/``:
 * ``report.json`` — section ``lskd`` (counts, critic P/R/F1 on held-out labelled triples, the
   accuracy of kept vs all triples, ``unfiltered`` and ``warnings``).
 
+Only the images of dataset split ``split`` are used (``vpd lskd --split``, default ``train`` on the
+CLI; None: every split; :mod:`vpd.splits`); each triple records its image's split (``split``), so
+``vpd mix --split`` can tell them apart; ``config.json`` records the split used.
+
 Without labels (no scene records) and without ``--critic`` no critic exists: every generated
 triple is kept **unscored**. That run is marked ``unfiltered: true``, and a warning goes to the
 console (``log``) and into the report's ``warnings``.
@@ -45,6 +49,7 @@ class LskdConfig:
     critic: str | None = None
     threshold: float = 0.8
     max_images: int | None = None
+    split: str | None = None  # dataset split whose images are used (None / "all": every split)
     llm_samples: int = 1
     temperature: float = 0.7
     max_tokens: int = 200
@@ -121,7 +126,11 @@ def run_lskd(cfg: LskdConfig, *, sampler: Any = None, toolbox: Any = None, embed
     out.mkdir(parents=True, exist_ok=True)
     report = LskdReport()
     t0 = time.perf_counter()
+    from vpd.splits import example_split, in_split
+
     examples, bad = read_examples(cfg.data)
+    examples = [ex for ex in examples if in_split(ex, cfg.split)]
+    image_split = {ex.image: example_split(ex) or "" for ex in examples}
     report.bad_lines = len(bad)
     images = _distinct_images(examples)[: cfg.max_images] if cfg.max_images else _distinct_images(examples)
     report.images = len(images)
@@ -258,7 +267,7 @@ def run_lskd(cfg: LskdConfig, *, sampler: Any = None, toolbox: Any = None, embed
         log(f"[yellow]warning: {report.warnings[-1]}[/]" if show_progress else f"warning: {report.warnings[-1]}")
     all_records, kept_records = [], []
     for t, k in zip(triples, kept_flags):
-        rec = to_record(t, verbs.get(t.image), split="")
+        rec = to_record(t, verbs.get(t.image), split=image_split.get(t.image, ""))
         rec["kept"] = bool(k)
         rec["label_reason"] = t.meta.get("label_reason")
         all_records.append(rec)

@@ -21,6 +21,12 @@ Multiple-choice questions list their options after the question as ``"A. red\\nB
 Weights: per task and per source (run folder name), multiplied. Duplicates (same image, task,
 prefix and suffix) are dropped and counted. The train/val split is by image (a seeded hash of the
 original image path), so no image is in both.
+
+``split`` (``vpd mix --split``, default ``train`` on the CLI) keeps only examples, rationales and
+LSKD triples of that dataset split (:mod:`vpd.splits`; rows that declare none are kept); the
+manifest records it, the rows of other splits left out (``other_split``) and the sha256 of every
+image the mixture holds (``image_sha256``, per mixture split; :mod:`vpd.distill.image_overlap`),
+which ``vpd train`` carries into the checkpoint and ``vpd eval`` checks against.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from vpd.distill.answer_sentence import ANSWER_LEAD
 from vpd.distill.lskd import tokens_to_text
 from vpd.distill.run_io import ReadStats, iter_jsonl, read_run_examples, read_verified, resolve_image, write_jsonl
+from vpd.splits import in_split, normalize_split
 from vpd.types import Example
 
 MIXTURE_VERSION = "1"
@@ -159,16 +166,26 @@ def _answer_of(example: Example, fallback: Any) -> str | None:
 
 def items_from_run(run: Path, weights: Mapping[str, float], stats: ReadStats, *, regions_dir: Path,
                    shuffle: bool = False, seed: int = 0, notes: list[str] | None = None,
-                   lskd_format: str = "vpd") -> list[MixItem]:
-    """Every mixture item a run folder yields (synth run and/or LSKD run)."""
+                   lskd_format: str = "vpd", split: str | None = None,
+                   skipped: dict[str, int] | None = None) -> list[MixItem]:
+    """Every mixture item a run folder yields (synth run and/or LSKD run); rows of a dataset split
+    other than ``split`` are left out and counted per task in ``skipped``."""
     if lskd_format not in LSKD_TARGETS:
         raise ValueError(f"unknown LSKD target format {lskd_format!r}; choose one of {', '.join(LSKD_TARGETS)}")
     source = run.name
     items: list[MixItem] = []
     notes = notes if notes is not None else []
+    skipped = skipped if skipped is not None else {}
+
+    def keep(task: str, row: Any) -> bool:
+        if in_split(row, split):
+            return True
+        skipped[task] = skipped.get(task, 0) + 1
+        return False
+
     # label task: every labelled example
     for ex in read_run_examples(run, stats):
-        if ex.answer is None:
+        if ex.answer is None or not keep("label", ex):
             continue
         items.append(MixItem(id=f"{source}/label/{ex.id}", image=ex.image, prefix=label_prefix(ex), suffix=str(ex.answer),
                              task="label", source=source, weight=_weight(weights, "label", source),
@@ -201,7 +218,7 @@ def items_from_run(run: Path, weights: Mapping[str, float], stats: ReadStats, *,
         notes.append(f"{source}: no rationales.jsonl; made {made} template rationales (run `vpd rationalize`)")
     for ex, rationale, program_answer in rows:
         ans = _answer_of(ex, program_answer)
-        if ans is None:
+        if ans is None or not keep("rationale", ex):
             continue
         items.append(MixItem(id=f"{source}/rationale/{ex.id}", image=ex.image, prefix=rationale_prefix(ex),
                              suffix=rationale_suffix(rationale, ans), task="rationale", source=source,
@@ -213,7 +230,7 @@ def items_from_run(run: Path, weights: Mapping[str, float], stats: ReadStats, *,
 
         for i, rec in enumerate(iter_jsonl(lskd_file, stats)):
             try:
-                if rec.get("kept") is False:
+                if rec.get("kept") is False or not keep("lskd", rec):
                     continue
                 if shuffle:
                     rec = shuffle_regions(rec, seed)
@@ -251,6 +268,10 @@ class MixReport:
     seed: int = 0
     lskd_format: str = "vpd"
     images: dict[str, int] = field(default_factory=dict)
+    split: str | None = None  # the dataset split used (None: every split)
+    other_split: dict[str, int] = field(default_factory=dict)  # task -> rows of other splits left out
+    image_sha256: dict[str, list[str]] = field(default_factory=dict)  # mixture split -> image hashes
+    unhashed_images: list[str] = field(default_factory=list)  # images that could not be read to hash
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -272,9 +293,10 @@ def dedupe(items: Iterable[MixItem]) -> tuple[list[MixItem], int]:
 
 def build_mixture(runs: Sequence[str | Path], out: str | Path, *, weights: str | Mapping[str, float] | None = None,
                   val_frac: float = 0.1, seed: int = 0, shuffle_regions: bool = False,
-                  lskd_format: str = "vpd") -> MixReport:
+                  lskd_format: str = "vpd", split: str | None = None) -> MixReport:
     """Build ``out/train.jsonl``, ``out/val.jsonl`` and ``out/manifest.json`` from run folders
-    (``lskd_format``: a name in :data:`LSKD_TARGETS`)."""
+    (``lskd_format``: a name in :data:`LSKD_TARGETS`), keeping only dataset split ``split`` (None or
+    ``"all"``: every split)."""
     if lskd_format not in LSKD_TARGETS:
         raise ValueError(f"unknown LSKD target format {lskd_format!r}; choose one of {', '.join(LSKD_TARGETS)}")
     t0 = time.perf_counter()
@@ -282,7 +304,9 @@ def build_mixture(runs: Sequence[str | Path], out: str | Path, *, weights: str |
         raise ValueError(f"val_frac must be in [0, 1), got {val_frac}")
     out = Path(out)
     w = parse_weights(weights)
-    report = MixReport(out=str(out.resolve()), weights=w, val_frac=val_frac, seed=seed, lskd_format=lskd_format)
+    split = normalize_split(split)
+    report = MixReport(out=str(out.resolve()), weights=w, val_frac=val_frac, seed=seed, lskd_format=lskd_format,
+                       split=split)
     stats = ReadStats()
     items: list[MixItem] = []
     for run in runs:
@@ -291,7 +315,8 @@ def build_mixture(runs: Sequence[str | Path], out: str | Path, *, weights: str |
             raise FileNotFoundError(f"run folder not found: {run}")
         report.sources.append(run.name)
         items.extend(items_from_run(run, w, stats, regions_dir=out / "regions", shuffle=shuffle_regions, seed=seed,
-                                    notes=report.notes, lskd_format=lskd_format))
+                                    notes=report.notes, lskd_format=lskd_format, split=split,
+                                    skipped=report.other_split))
     unknown = [k for k in w if k not in TASKS and k not in report.sources]
     if unknown:
         raise ValueError(f"weights name unknown tasks/sources {unknown} (tasks: {', '.join(TASKS)}; "
@@ -312,6 +337,9 @@ def build_mixture(runs: Sequence[str | Path], out: str | Path, *, weights: str |
     for s, recs in splits.items():
         write_jsonl(out / f"{s}.jsonl", recs)
     report.images = {s: len(v) for s, v in imgs.items()}
+    from vpd.distill.image_overlap import mixture_image_record
+
+    report.image_sha256, report.unhashed_images = mixture_image_record(imgs)
     report.bad_lines, report.errors = stats.bad_lines, stats.errors
     report.seconds = round(time.perf_counter() - t0, 3)
     (out / "manifest.json").write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))

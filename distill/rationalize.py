@@ -11,6 +11,10 @@ right on the most images asking its question (:mod:`vpd.distill.program_agreemen
 synth's choice is counted in ``agreement_switched``); if even that one is right on fewer than
 ``min_agreement`` of them, the example is not rewritten: its line is written with ``kept: false``
 and reason ``agreement``, and counted in ``agreement_dropped``.
+
+An unlabelled run (``vpd synth --no-labels``) has no verified examples; its programs chosen by
+majority vote (``predictions.jsonl``, :func:`vpd.distill.run_io.read_chosen`) are rationalized
+instead, counted in ``unlabelled`` (their answer is the program's; nothing checked it against a label).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any, Callable
 
 from vpd.distill.rationale import REWRITER_VERSION, TraceItem, load_rewriter, template_rationale
 from vpd.distill.rationale_check import check_rationale, trace_facts
-from vpd.distill.run_io import ReadStats, merge_report, read_verified, write_jsonl
+from vpd.distill.run_io import ReadStats, merge_report, read_chosen, read_verified, write_jsonl
 
 
 @dataclass(kw_only=True)
@@ -32,6 +36,7 @@ class RationalizeReport:
     rewriter: str
     version: str = REWRITER_VERSION
     verified: int = 0
+    unlabelled: int = 0  # of ``verified``: programs chosen by majority vote in a --no-labels run
     written: int = 0
     kept: int = 0
     rewriter_ok: int = 0
@@ -120,6 +125,8 @@ def rationalize_run(run: str | Path, *, rewriter: str = "template", llm: str | N
     t0 = time.perf_counter()
     stats = ReadStats()
     verified = read_verified(run, stats)
+    chosen = read_chosen(run, stats)
+    verified += chosen
     opts: dict[str, Any] = {}
     if rewriter == "llm":
         if sampler is not None:
@@ -128,7 +135,7 @@ def rationalize_run(run: str | Path, *, rewriter: str = "template", llm: str | N
             opts["llm"] = llm
     rw = load_rewriter(rewriter, **opts)
     report = RationalizeReport(rewriter=rewriter, verified=len(verified), bad_lines=stats.bad_lines,
-                               min_agreement=min_agreement)
+                               min_agreement=min_agreement, unlabelled=len(chosen))
     skipped: list[dict[str, Any]] = []
     if min_agreement > 0:
         verified, skipped, report.agreement_switched = _filter_agreement(run, verified, min_agreement)

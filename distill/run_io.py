@@ -1,7 +1,8 @@
 """Reading a synth run directory's JSONL files (tolerant) and merging stage reports.
 
 Formats (``docs/contracts.md`` "Runs"): ``verified.jsonl`` lines ``{"example": {...}, "candidate":
-{...}}``; ``candidates-NNNNN.jsonl`` lines ``Candidate.to_dict()`` plus ``"example"``. A malformed or
+{...}}``; ``predictions.jsonl`` (``--no-labels``) lines carry the same ``example`` and ``candidate``
+for the program chosen by majority vote; ``candidates-NNNNN.jsonl`` lines ``Candidate.to_dict()`` plus ``"example"``. A malformed or
 truncated line (e.g. after a SIGKILL) is counted, never fatal.
 """
 
@@ -81,6 +82,27 @@ def read_verified(run: str | Path, stats: ReadStats | None = None) -> list[Verif
         return []
     out: list[Verified] = []
     for i, rec in enumerate(iter_jsonl(file, stats)):
+        try:
+            ex_dict = dict(rec["example"])
+            ex_dict["image"] = resolve_image(str(ex_dict.get("image", "")), run)
+            out.append(Verified(example=Example.from_dict(ex_dict), candidate=Candidate.from_dict(rec["candidate"])))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            if stats is not None:
+                stats.add(f"{file} record {i}", exc)
+    return out
+
+
+def read_chosen(run: str | Path, stats: ReadStats | None = None) -> list[Verified]:
+    """The programs chosen by majority vote in an unlabelled run (``predictions.jsonl`` lines with a
+    ``candidate``): not verified against any label, but the trace behind each prediction."""
+    run = Path(run)
+    file = run / "predictions.jsonl"
+    if not file.is_file():
+        return []
+    out: list[Verified] = []
+    for i, rec in enumerate(iter_jsonl(file, stats)):
+        if not rec.get("candidate"):
+            continue  # no candidate succeeded: nothing to rationalize
         try:
             ex_dict = dict(rec["example"])
             ex_dict["image"] = resolve_image(str(ex_dict.get("image", "")), run)

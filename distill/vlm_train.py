@@ -506,6 +506,9 @@ def train(data: str | Path, model_spec: str, out: str | Path, cfg: TrainConfig, 
         out.mkdir(parents=True, exist_ok=True)
         if primary:  # multi-host: only process 0 writes the shared files
             ckpt.write_meta(out, meta, tok)
+            from vpd.distill.image_overlap import record_training_images
+
+            record_training_images(data, out, init=model_spec)  # what `vpd eval` checks for overlap
             metrics_file.write_text("")
             (out / "problems.jsonl").write_text("".join(json.dumps(p) + "\n" for p in data_.problems))
     mgr = ckpt.manager(out)

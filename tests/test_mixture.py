@@ -118,7 +118,8 @@ def test_mix_cli_with_exports_and_bad_lines(runs, tmp_path):
 def test_lskd_target_format_option(runs, tmp_path):
     root, run, lskd, counts = runs
     vpd_recs = {r["id"]: r for r in _read_all(build_mixture, [lskd], tmp_path / "vpd") if r["task"] == "lskd"}
-    res = runner.invoke(app, ["mix", str(lskd), "--out", str(tmp_path / "lk"), "--lskd-format", "lskd"])
+    res = runner.invoke(app, ["mix", str(lskd), "--out", str(tmp_path / "lk"), "--lskd-format", "lskd",
+                              "--split", "all"])  # all: as the Python-API mixture above
     assert res.exit_code == 0, res.output
     lk = {r["id"]: r for r in _read(tmp_path / "lk", "train") + _read(tmp_path / "lk", "val") if r["task"] == "lskd"}
     assert lk and lk.keys() == vpd_recs.keys()

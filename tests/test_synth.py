@@ -344,7 +344,8 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(shapes_dir, tmp_path,
 
     rec = write_replay(shapes_dir, tmp_path / "rec.jsonl")
     base = [sys.executable, "-m", "vpd.cli.synth_main", "--data", str(shapes_dir), "--llm", f"replay:{rec}",
-            "--k", "6", "--fewshot", "fixed", "--cache", "off", "--timeout", "0.5", "--quiet", "--seed", "3"]
+            "--k", "6", "--fewshot", "fixed", "--cache", "off", "--timeout", "0.5", "--quiet", "--seed", "3",
+            "--split", "all"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     full = subprocess.run(base + ["--out", str(tmp_path / "A")], env=env, capture_output=True, text=True, timeout=300)
     assert full.returncode == 0, full.stderr[-2000:]

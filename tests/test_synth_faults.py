@@ -180,7 +180,7 @@ def test_llm_outage_stops_then_resume_on_another_address_redoes_exactly_the_fail
     out = tmp_path / "run"
     runner = CliRunner()
     common = ["synth", "--data", str(data), "--out", str(out), "--k", str(K), "--fewshot", "fixed",
-              "--cache", "memory", "--quiet"]
+              "--cache", "memory", "--quiet", "--split", "all"]  # all: as the baseline's Python-API run
     try:
         res = runner.invoke(app, common + ["--llm", f"openai:vpd-test@{down.url}?max_retries=1&backoff_s=0.01",
                                            "--max-infra-failures", "4"])

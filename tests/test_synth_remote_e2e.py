@@ -38,7 +38,7 @@ def _vpd() -> list[str]:
 
 def _synth(data: Path, out: Path, llm: str, env: dict, *extra: str) -> dict:
     cmd = _vpd() + ["synth", "--data", str(data), "--out", str(out), "--llm", llm, "--k", "2",
-                    "--max-tokens", "128", "--cache", "memory", "--quiet", *extra]
+                    "--max-tokens", "128", "--cache", "memory", "--quiet", "--split", "all", *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads((out / "report.json").read_text())

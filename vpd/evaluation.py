@@ -122,16 +122,23 @@ def benchmark_examples(bench: Benchmark, data: str | Path, work: Path) -> tuple[
 
 def evaluate_model(benchmark: str | Benchmark, data: str | Path, model: str | Path, out: str | Path, *,
                    batch_size: int = 8, max_new_tokens: int = 16, strict: bool = False,
-                   mode: str = "direct") -> EvalRecord:
+                   mode: str = "direct", allow_overlap: bool = False) -> EvalRecord:
     """Run a student checkpoint on the benchmark and score its answers.
 
     ``mode``: ``direct`` (label prompt) or ``cot`` (rationale prompt, the answer parsed from its last
-    sentence; see :func:`vpd.solvers.predict_with_model`); recorded in the result's ``source``."""
+    sentence; see :func:`vpd.solvers.predict_with_model`); recorded in the result's ``source``.
+
+    Before anything runs, the evaluated images are compared by content with the student's training
+    images (:func:`vpd.distill.image_overlap.check_training_overlap`): an overlap raises
+    :class:`~vpd.distill.image_overlap.TrainingOverlapError`, or with ``allow_overlap`` becomes a
+    note and ``counts["training_overlap"]``."""
+    from vpd.distill.image_overlap import check_training_overlap
     from vpd.solvers import predict_with_model
 
     bench = get_benchmark(benchmark) if isinstance(benchmark, str) else benchmark
     out = Path(out)
     examples, errors = benchmark_examples(bench, data, out)
+    overlap = check_training_overlap(model, [ex.image for ex in examples], allow=allow_overlap)
     answers = predict_with_model(model, examples, work=out, batch_size=batch_size, max_new_tokens=max_new_tokens,
                                  mode=mode)
     from vpd.benchmarks.hateful_memes import HatefulMemes
@@ -146,7 +153,17 @@ def evaluate_model(benchmark: str | Benchmark, data: str | Path, model: str | Pa
     rec = evaluate_predictions(bench, data, preds_path, strict=strict,
                                source={"kind": "model", "model": str(model), "mode": mode, **ident,
                                        "model_id": ident.get("model_id") or str(model)})
-    return _with_notes(rec, errors)
+    return _with_overlap(_with_notes(rec, errors), overlap)
+
+
+def _with_overlap(rec: EvalRecord, overlap: Any) -> EvalRecord:
+    """``rec`` with the training-overlap check's outcome in its counts (and a note when it matters)."""
+    import dataclasses
+
+    counts = {**rec.results.counts, **({"training_overlap": overlap.overlapping} if overlap.checked else {})}
+    notes = tuple(rec.results.notes) + ((f"WARNING: {overlap.message()}",) if overlap.overlapping or not overlap.checked
+                                        else ())
+    return dataclasses.replace(rec, results=dataclasses.replace(rec.results, notes=notes, counts=counts))
 
 
 def evaluate_programs(benchmark: str | Benchmark, data: str | Path, llm: str, tools: str, out: str | Path, *,

@@ -8,7 +8,8 @@ Layout of ``runs/<name>/``::
                             dict) + "n_candidates" + "selected" (+ "prediction" without labels)
     verified.jsonl          one line per example with a chosen passing program:
                             {"example": {...}, "candidate": {...}}
-    predictions.jsonl       (--no-labels) {"id", "prediction", "votes", "n_candidates"}
+    predictions.jsonl       (--no-labels) {"id", "prediction", "votes", "n_candidates"} and, when a
+                            program was chosen, "chosen" (its index), "example" and "candidate"
     report.json             the summary (vpd.synth_report)
 
 Crash safety. All candidates of one example are written with **one** ``write`` to the current
@@ -237,11 +238,12 @@ class RunStore:
     def write_example(self, example: Example, candidates: list[Candidate], *,
                       selected: int | None = None, prediction: Any = None, votes: dict[str, int] | None = None,
                       with_prediction: bool = False, extra: list[dict[str, Any]] | None = None,
-                      replace: bool = False) -> None:
+                      replace: bool = False, chosen: int | None = None) -> None:
         """Commit one example: all its candidates in one write + fsync, then its verified line.
 
         ``selected``: the index of the chosen passing candidate (or None). ``with_prediction``
-        stores ``prediction``/``votes`` (the majority answer, for ``--no-labels``).
+        stores ``prediction``/``votes`` (the majority answer, for ``--no-labels``) and ``chosen``, the
+        index of the candidate whose trace stands for it (unverified; not ``selected``).
         ``extra``: per-candidate extra keys merged into each line (e.g. ``duplicate_of``).
         ``replace``: commit an already committed example again (a retry); the new block
         supersedes the old one (see the module docstring). Committing twice otherwise is an error.
@@ -265,6 +267,7 @@ class RunStore:
             if with_prediction:
                 rec["prediction"] = prediction
                 rec["votes"] = votes or {}
+                rec["chosen"] = chosen
             lines.append(json.dumps(rec, ensure_ascii=False, sort_keys=True, default=str))
         data = ("\n".join(lines) + "\n").encode("utf-8")
         fd = self._shard_fd()
@@ -280,7 +283,7 @@ class RunStore:
             if cand.get("verdict") and cand["verdict"].get("lenient"):
                 self._append("verified", _verified_record(cand))
         if with_prediction:
-            self._append("predictions", _prediction_record([json.loads(lines[0])]))
+            self._append("predictions", _prediction_record([json.loads(line) for line in lines]))
 
     def _append(self, which: str, record: dict[str, Any]) -> None:
         attr = f"_{'verified' if which == 'verified' else 'pred'}_fd"
@@ -355,14 +358,19 @@ def read_verified(root: str | Path) -> Iterator[tuple[Example, Candidate]]:
 
 
 def _verified_record(line: dict[str, Any]) -> dict[str, Any]:
-    cand = {k: v for k, v in line.items() if k not in ("example", "n_candidates", "selected", "prediction", "votes")}
+    cand = {k: v for k, v in line.items()
+            if k not in ("example", "n_candidates", "selected", "prediction", "votes", "chosen")}
     return {"example": line["example"], "candidate": cand}
 
 
 def _prediction_record(lines: list[dict[str, Any]] | tuple[dict[str, Any], ...]) -> dict[str, Any]:
     first = lines[0]
-    return {"id": first["example_id"], "prediction": first.get("prediction"), "votes": first.get("votes", {}),
-            "n_candidates": first.get("n_candidates", len(lines))}
+    rec = {"id": first["example_id"], "prediction": first.get("prediction"), "votes": first.get("votes", {}),
+           "n_candidates": first.get("n_candidates", len(lines))}
+    chosen = first.get("chosen")
+    if isinstance(chosen, int) and 0 <= chosen < len(lines):
+        rec.update(chosen=chosen, **_verified_record(lines[chosen]))
+    return rec
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -7,6 +7,10 @@ Selection rules (registry :data:`SELECTORS`), applied to the candidates whose ve
 * ``shortest`` — the fewest non-blank, non-comment source lines, then fewest characters, then index;
 * ``majority`` — among passing candidates, one whose (checker-normalised) answer is the most common
   answer over *all* successfully executed candidates (agreement with the crowd), then index.
+
+Without labels (``vpd synth --no-labels``) :func:`majority_answer` gives the prediction and
+:func:`majority_choice` the candidate whose trace stands for it (the lowest index among those
+that returned the majority answer) — the program VPD rationalizes for unlabelled data.
 """
 
 from __future__ import annotations
@@ -81,3 +85,16 @@ def majority_answer(cands: list[Candidate], norm: Normalizer) -> tuple[Any, dict
         if c.status == "ok" and c.answer is not None and votes.get(norm(c.answer)) == best:
             return c.answer, votes
     return None, votes
+
+
+def majority_choice(cands: list[Candidate], norm: Normalizer) -> tuple[Any, dict[str, int], int | None]:
+    """:func:`majority_answer` plus the index of the candidate it came from (the lowest index that
+    ran to completion with the majority answer and has a program), or None when none succeeded."""
+    answer, votes = majority_answer(cands, norm)
+    if answer is None:
+        return None, votes, None
+    key = norm(answer)
+    for c in sorted(cands, key=lambda c: c.index):
+        if c.status == "ok" and c.answer is not None and c.program and norm(c.answer) == key:
+            return answer, votes, c.index
+    return answer, votes, None

@@ -9,7 +9,10 @@ sampled once per distinct (question, choices) and executed on every image asking
 grows with distinct questions, not examples. ``reuse=False`` samples once per example.
 
 Without labels (``labels=False``) nothing is verified; each example's prediction is the majority
-answer over its candidates (``predictions.jsonl``), i.e. programs as a zero-shot solver.
+answer over its candidates (``predictions.jsonl``), i.e. programs as a zero-shot solver, and the
+candidate that gave it is recorded there with its program and trace (``chosen``,
+:func:`vpd.selection.majority_choice`), which ``vpd rationalize`` turns into a rationale (VPD's
+path for data without labels; ``vpd synth --no-labels`` samples k = 1 by default, as the paper).
 
 Bad input never stops a run: malformed dataset lines are counted (``bad_lines``), unreadable
 images, LLM failures (refused, timed out, 429 after retries), tool backend failures, completions
@@ -37,7 +40,7 @@ from vpd.datasets import read_examples
 from vpd.images import ImageLoadError, load_image
 from vpd.programs.sampler_base import sampler_identity
 from vpd.runs import RunStore
-from vpd.selection import majority_answer, select
+from vpd.selection import majority_choice, select
 from vpd.synth_failures import (DEFAULT_MAX_INFRA_FAILURES, FailureStreak, InfrastructureFailureError,
                                 backend_failure, failure_category, is_retryable)
 from vpd.synth_writer import LLMProgramWriter, Sample
@@ -482,17 +485,18 @@ def _process(cfg: SynthConfig, pending: list[Example], writer: ProgramWriter, ex
                 t = time.perf_counter()
                 checker = _checker(ex, cfg, judge_gen)
                 cands, extra = _candidates(ex, row, dup_of, slots, results, image_error, checker, cfg, sample_s)
-                chosen = None
+                chosen, majority = None, None
                 prediction, votes = None, {}
                 if cfg.labels:
                     pick = select(cands, cfg.select, lambda a: checker.normalize(a, ex))
                     chosen = pick.index if pick is not None else None
                 else:
-                    prediction, votes = majority_answer(cands, lambda a: checker.normalize(a, ex))
+                    prediction, votes, majority = majority_choice(cands, lambda a: checker.normalize(a, ex))
                 stats.stage_s["check"] += time.perf_counter() - t
                 t = time.perf_counter()
                 store.write_example(ex, cands, selected=chosen, prediction=prediction, votes=votes,
-                                    with_prediction=not cfg.labels, extra=extra, replace=store.is_done(ex.id))
+                                    with_prediction=not cfg.labels, extra=extra, replace=store.is_done(ex.id),
+                                    chosen=majority)
                 stats.stage_s["write"] += time.perf_counter() - t
                 stats.examples_written += 1
                 verified += chosen is not None

@@ -43,7 +43,9 @@ def rationalize_cmd(
     if engine != "local":
         raise typer.BadParameter("--engine must be 'local' or 'ray'")
     rep = rationalize_run(run, rewriter=rewriter, llm=llm, min_agreement=min_agreement)
-    console.print(f"[bold]rationalize[/] {run}: {rep.verified} verified -> {rep.kept} kept rationales "
+    console.print(f"[bold]rationalize[/] {run}: {rep.verified} verified"
+                  + (f" ({rep.unlabelled} unlabelled: programs chosen by majority vote)" if rep.unlabelled else "")
+                  + f" -> {rep.kept} kept rationales "
                   f"({rep.rewriter} ok {rep.rewriter_ok}, fallbacks {rep.fallbacks}, dropped {rep.dropped}"
                   + (f" of which {rep.agreement_dropped} below --min-agreement {min_agreement:g}; "
                      f"{rep.agreement_switched} from a better-agreeing program" if min_agreement else "")
@@ -78,7 +80,7 @@ def _print_metrics(section: dict) -> None:
 
 def _run_lskd(data: Path, out: Path, llm: str, tools: str, critic: Optional[Path], threshold: float,
               max_images: Optional[int], per_image: int, samples: int, engine: str = "local",
-              address: Optional[str] = None) -> None:
+              address: Optional[str] = None, split: Optional[str] = "train") -> None:
     from vpd.distill.lskd_run import LskdConfig, run_lskd
 
     if engine not in ("local", "ray"):
@@ -90,7 +92,7 @@ def _run_lskd(data: Path, out: Path, llm: str, tools: str, critic: Optional[Path
         mapper = lskd_ray_mapper(address=address)
 
     cfg = LskdConfig(data=str(data), out=str(out), llm=None if llm == "none" else llm, tools=tools,
-                     critic=str(critic) if critic else None, threshold=threshold, max_images=max_images,
+                     critic=str(critic) if critic else None, threshold=threshold, max_images=max_images, split=split,
                      per_image=per_image, llm_samples=samples)
     rep = run_lskd(cfg, log=console.print, mapper=mapper)
     console.print(f"[bold]lskd[/] {rep.verbalised}/{rep.images} images verbalised; triples "
@@ -118,6 +120,7 @@ def lskd_main(
     critic: Optional[Path] = typer.Option(None, "--critic", help="A trained critic folder (else one is trained on scene labels)."),
     threshold: float = typer.Option(0.8, "--threshold", help="Keep triples with critic score >= this."),
     max_images: Optional[int] = typer.Option(None, "--max-images", help="Use at most this many images."),
+    split: str = typer.Option("train", "--split", help="Dataset split whose images are used ('all': every split)."),
     per_image: int = typer.Option(6, "--per-image", help="Verbaliser triples per image."),
     samples: int = typer.Option(1, "--samples", help="LLM completions per image."),
     engine: str = typer.Option("local", "--engine", help="local | ray (verbalisation and LLM triples in Ray shards)."),
@@ -129,7 +132,7 @@ def lskd_main(
     if data is None or out is None:
         console.print(ctx.get_help())
         raise typer.Exit(2)
-    _run_lskd(data, out, llm, tools, critic, threshold, max_images, per_image, samples, engine, address)
+    _run_lskd(data, out, llm, tools, critic, threshold, max_images, per_image, samples, engine, address, split)
 
 
 @lskd_app.command("run")
@@ -141,13 +144,14 @@ def lskd_run_cmd(
     critic: Optional[Path] = typer.Option(None, "--critic", help="A trained critic folder."),
     threshold: float = typer.Option(0.8, "--threshold", help="Keep triples with critic score >= this."),
     max_images: Optional[int] = typer.Option(None, "--max-images", help="Use at most this many images."),
+    split: str = typer.Option("train", "--split", help="Dataset split whose images are used ('all': every split)."),
     per_image: int = typer.Option(6, "--per-image", help="Verbaliser triples per image."),
     samples: int = typer.Option(1, "--samples", help="LLM completions per image."),
     engine: str = typer.Option("local", "--engine", help="local | ray (verbalisation and LLM triples in Ray shards)."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: a local one)."),
 ) -> None:
     """Generate LSKD triples (same as `vpd lskd --data D --out RUN`)."""
-    _run_lskd(data, out, llm, tools, critic, threshold, max_images, per_image, samples, engine, address)
+    _run_lskd(data, out, llm, tools, critic, threshold, max_images, per_image, samples, engine, address, split)
 
 
 @lskd_app.command("train-critic")
@@ -180,6 +184,8 @@ def mix_cmd(
     lskd_format: str = typer.Option("vpd", "--lskd-format", help="LSKD targets: vpd ('{rationale} So the answer "
                                     "is {answer}.') or lskd ('Answer: {answer} Rationale: {rationale}')."),
     export: Optional[str] = typer.Option(None, "--export", help="Also export: comma list of hf,parquet,llava (into OUT/export-FMT)."),
+    split: str = typer.Option("train", "--split", help="Dataset split to mix (rows of other splits are left out "
+                              "and counted; 'all' keeps every split)."),
 ) -> None:
     """Build a VPD multitask mixture (label + rationale + LSKD), deduped, split by image."""
     from vpd.distill.exports import export as do_export
@@ -187,7 +193,7 @@ def mix_cmd(
 
     try:
         rep = build_mixture(runs, out, weights=weights, val_frac=val_frac, seed=seed,
-                            shuffle_regions=shuffle_regions, lskd_format=lskd_format)
+                            shuffle_regions=shuffle_regions, lskd_format=lskd_format, split=split)
     except ValueError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2)
@@ -200,7 +206,12 @@ def mix_cmd(
         c = rep.counts.get(s, {})
         t.add_row(s, *(str(c.get(k, 0)) for k in ("label", "rationale", "lskd")), str(rep.images.get(s, 0)))
     console.print(t)
-    console.print(f"duplicates dropped {rep.duplicates}, bad lines {rep.bad_lines}")
+    console.print(f"duplicates dropped {rep.duplicates}, bad lines {rep.bad_lines}; dataset split "
+                  f"{rep.split or 'all'}" + (" (left out from other splits: " + ", ".join(
+                      f"{k} {v}" for k, v in sorted(rep.other_split.items())) + ")" if rep.other_split else ""))
+    if rep.unhashed_images:
+        console.print(f"[yellow]{len(rep.unhashed_images)} images could not be read to record their sha256 "
+                      f"(e.g. {rep.unhashed_images[0]})[/]")
     for note in rep.notes:
         console.print(f"[yellow]{note}[/]")
     for fmt in [f.strip() for f in (export or "").split(",") if f.strip()]:

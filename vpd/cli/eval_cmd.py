@@ -52,7 +52,10 @@ def eval_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default runs/eval-<benchmark>)."),
     compare: Optional[tuple[Path, Path]] = typer.Option(None, "--compare", help="Two results.json files (or folders) to compare."),
     strict: bool = typer.Option(False, "--strict", help="Missing or unknown prediction ids are an error."),
-    split: Optional[str] = typer.Option(None, "--split", help="shapes: only this split (train/val/test)."),
+    split: Optional[str] = typer.Option(None, "--split", help="shapes: only this split (train/val/test; 'all': every "
+                                        "split). Default: the evaluation split, test (val where the data has no test)."),
+    allow_overlap: bool = typer.Option(False, "--allow-overlap", help="--model: score even when evaluated images are "
+                                       "the student's training images (same sha256), with a warning."),
     images: Optional[Path] = typer.Option(None, "--images", help="Image root (pope, tallyqa, aokvqa) when running a solver."),
     circular: bool = typer.Option(True, "--circular/--no-circular", help="mmbench: CircularEval (default) or one rotation."),
     llm_match: Optional[str] = typer.Option(None, "--llm-match", help="mmbench: sampler spec for the LLM answer-matching fallback."),
@@ -75,6 +78,7 @@ def eval_cmd(
         from vpd.programs.sampler_base import load_sampler
 
         sampler = load_sampler(llm_match)
+    split = _eval_split(benchmark, data, split)
     bench = _make_benchmark(benchmark, split=split, image_root=images, circular=circular, sampler=sampler,
                             setting=setting)
     out = out or Path("runs") / f"eval-{benchmark}"
@@ -85,7 +89,13 @@ def eval_cmd(
     elif model is not None:
         if mode not in ("direct", "cot"):
             raise typer.BadParameter(f"--mode must be direct or cot, got {mode!r}")
-        rec = ev.evaluate_model(bench, data, model, out, strict=strict, mode=mode)
+        from vpd.distill.image_overlap import TrainingOverlapError
+
+        try:
+            rec = ev.evaluate_model(bench, data, model, out, strict=strict, mode=mode, allow_overlap=allow_overlap)
+        except TrainingOverlapError as exc:
+            console.print(f"[red]vpd eval: {exc}[/red]", soft_wrap=True)
+            raise typer.Exit(2)
         pred_path = out / "predictions.jsonl"
     else:
         llm, sep, tools = str(programs).rpartition("+")
@@ -105,6 +115,22 @@ def eval_cmd(
         console.print(f"model {src.get('model')}: id {src.get('model_id')} (config {src.get('config_hash')}, "
                       f"weights {src.get('weights_hash')}, step {src.get('model_step')})")
     console.print(f"wrote {path} and {out / 'results.md'}")
+
+
+def _eval_split(benchmark: str, data: Path, split: Optional[str]) -> Optional[str]:
+    """The split to score: as given ('all' = every split), else for a benchmark that takes a split
+    the data's evaluation split (:func:`vpd.splits.default_eval_split`: test, else val)."""
+    from vpd.benchmarks.registry import BENCHMARKS
+    from vpd.splits import default_eval_split, normalize_split
+
+    if split is not None:
+        return normalize_split(split)
+    if "split" not in inspect.signature(BENCHMARKS.get(benchmark).__init__).parameters:
+        return None
+    chosen = default_eval_split(data)
+    if chosen is not None:
+        console.print(f"evaluating split {chosen!r} (the default evaluation split; --split all for every split)")
+    return chosen
 
 
 def _print_results(d: dict) -> None:

@@ -19,13 +19,16 @@ def synth(
                                                   "llamacpp:PATH.gguf | replay:FILE.jsonl|RUN_DIR; options after "
                                                   "'?': openai:M@URL?concurrency=16&context_tokens=8192"),
     tools: str = typer.Option("shapes", "--tools", help="Tools spec: a backend name, 'shapes,vqa=blip', or a YAML file."),
-    k: int = typer.Option(5, "--k", min=1, help="Programs sampled per question."),
+    k: Optional[int] = typer.Option(None, "--k", min=1, help="Programs sampled per question (default 5; 1 with "
+                                    "--no-labels, as in VPD)."),
     resume: bool = typer.Option(False, "--resume", help="Continue a run: skip examples already committed."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete an existing run's results first."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Use only the first N examples."),
-    split: Optional[str] = typer.Option(None, "--split", help="Only examples whose `split` is this (train/val/test)."),
+    split: str = typer.Option("train", "--split", help="Only examples whose `split` is this (train/val/test; "
+                              "examples without one are kept); 'all': every split."),
     no_reuse: bool = typer.Option(False, "--no-reuse", help="Sample per example instead of once per distinct question."),
-    no_labels: bool = typer.Option(False, "--no-labels", help="Do not verify: answer by majority vote (predictions.jsonl)."),
+    no_labels: bool = typer.Option(False, "--no-labels", help="Do not verify: answer by majority vote and record the "
+                                   "chosen program's trace (predictions.jsonl) for `vpd rationalize`."),
     fewshot: str = typer.Option("nearest", "--fewshot", help="Few-shot examples: nearest | fixed."),
     workers: int = typer.Option(2, "--workers", min=1, help="Sandbox worker processes."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
@@ -72,6 +75,7 @@ def synth(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from vpd.selection import SELECTORS
     from vpd.synth import SynthConfig, run_synth
+    from vpd.splits import normalize_split
     from vpd.synth_report import print_report
 
     if fewshot not in ("nearest", "fixed"):
@@ -80,8 +84,9 @@ def synth(
     if not data.exists():
         raise typer.BadParameter(f"no dataset at {data}", param_hint="--data")
     check_sampler_spec(llm)
+    k = k if k is not None else (1 if no_labels else 5)
     cfg = SynthConfig(data=str(data), out=str(out), llm=llm, tools=tools, k=k, resume=resume, overwrite=overwrite,
-                      limit=limit, split=split, reuse=not no_reuse, labels=not no_labels, fewshot=fewshot,
+                      limit=limit, split=normalize_split(split), reuse=not no_reuse, labels=not no_labels, fewshot=fewshot,
                       workers=workers, seed=seed, temperature=temperature, select=select, max_tokens=max_tokens,
                       timeout_s=timeout_s, memory_mb=memory_mb, cache=cache, checker=checker, judge=judge,
                       llm_batch=llm_batch, overlap=overlap, greedy_first=greedy_first, share_analyses=shared_analyses,
