@@ -21,7 +21,8 @@ candidates with a failure category (:mod:`vpd.synth_failures`). Infrastructure f
 backend) are retryable: ``--resume`` redoes the examples they cost (``retry_failed``), and a
 session stops with :class:`InfrastructureFailureError` after ``max_infra_failures`` consecutive
 ones (or when all of its candidates failed so) — committed work stays, the run is resumable.
-Python API: :func:`run_synth` with a :class:`SynthConfig`.
+Python API: :func:`run_synth` with a :class:`SynthConfig`. Candidates and verdicts of one example:
+:mod:`vpd.synth_candidates`; the program writer: :mod:`vpd.synth_writer`.
 """
 
 from __future__ import annotations
@@ -35,18 +36,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
-from vpd.checkers import BaseChecker, JudgedChecker, checker_for, checker_versions, judge_from_sampler
+from vpd.checkers import checker_versions, judge_from_sampler
 from vpd.datasets import read_examples
-from vpd.images import ImageLoadError, load_image
 from vpd.programs.sampler_base import sampler_identity
 from vpd.runs import RunStore
 from vpd.selection import majority_choice, select
-from vpd.synth_failures import (DEFAULT_MAX_INFRA_FAILURES, FailureStreak, InfrastructureFailureError,
-                                backend_failure, failure_category, is_retryable)
+from vpd.synth_candidates import build_candidates, example_checker, image_load_error
+from vpd.synth_failures import DEFAULT_MAX_INFRA_FAILURES, FailureStreak, InfrastructureFailureError, is_retryable
 from vpd.synth_writer import LLMProgramWriter, Sample
 from vpd.synth_sampling import (ChunkSampler, SampledChunk, default_llm_batch, is_remote,
                                 sampled_chunks)
-from vpd.types import Candidate, Example, Trace, Verdict
+from vpd.types import Candidate, Example
 
 #: Config keys that must match when resuming a run.
 RESUME_KEYS = ("data", "llm", "tools", "k", "reuse", "labels", "fewshot", "seed", "temperature",
@@ -86,7 +86,7 @@ class SynthConfig:
     workers: int = 2
     seed: int = 0
     temperature: float = 0.7
-    select: str = "first"  # first | shortest | majority
+    select: str = "first"  # first | shortest | majority | score (vpd.selection)
     max_tokens: int = 256
     timeout_s: float = 5.0
     memory_mb: int = 512
@@ -102,6 +102,7 @@ class SynthConfig:
     retry_failed: bool | None = None  # redo examples that infrastructure failures cost; None = with --resume
     max_infra_failures: int = DEFAULT_MAX_INFRA_FAILURES  # consecutive LLM/tool-backend failures that stop; 0 never
     require_isolation: bool = False  # refuse to run unless every sandbox OS layer is active (vpd.sandbox.isolation)
+    recipe: str | None = None  # the `--recipe` whose settings filled k/temperature/judge/select (vpd.synth_recipes)
     progress: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -466,7 +467,7 @@ def _process(cfg: SynthConfig, pending: list[Example], writer: ProgramWriter, ex
                     dup_of.append(first.get(key))
                     first.setdefault(key, i)
                 for ex in group:
-                    image_error = _image_error(ex.image)
+                    image_error = image_load_error(ex.image)
                     slots: dict[int, int] = {}
                     if image_error is None:
                         for i, s in enumerate(row):
@@ -483,8 +484,8 @@ def _process(cfg: SynthConfig, pending: list[Example], writer: ProgramWriter, ex
 
             for ex, row, dup_of, slots, image_error, sample_s in plans:
                 t = time.perf_counter()
-                checker = _checker(ex, cfg, judge_gen)
-                cands, extra = _candidates(ex, row, dup_of, slots, results, image_error, checker, cfg, sample_s)
+                checker = example_checker(ex, cfg, judge_gen)
+                cands, extra = build_candidates(ex, row, dup_of, slots, results, image_error, checker, cfg, sample_s)
                 chosen, majority = None, None
                 prediction, votes = None, {}
                 if cfg.labels:
@@ -506,74 +507,6 @@ def _process(cfg: SynthConfig, pending: list[Example], writer: ProgramWriter, ex
                 streak.add(cands)  # raises after N consecutive infrastructure failures (all committed)
             checkpoint()
     streak.finish()
-
-
-def _checker(ex: Example, cfg: SynthConfig, judge_gen: Any) -> Any:
-    base: BaseChecker = checker_for(ex, cfg.checker)
-    return JudgedChecker(base, judge_gen) if judge_gen is not None else base
-
-
-def _image_error(path: str) -> str | None:
-    try:
-        load_image(path)
-    except ImageLoadError as exc:
-        return f"ImageLoadError: {exc}"
-    return None
-
-
-def _candidates(ex: Example, row: list[Sample], dup_of: list[int | None], slots: dict[int, int],
-                results: list[Any], image_error: str | None, checker: Any, cfg: SynthConfig,
-                sample_s: float) -> tuple[list[Candidate], list[dict[str, Any]]]:
-    cands: list[Candidate] = []
-    extra: list[dict[str, Any]] = []
-    for i, s in enumerate(row):
-        base = dict(example_id=ex.id, index=i, program=s.program, raw_completion=s.raw)
-        timings = {"sample_s": round(sample_s / max(1, len(row)), 4)}
-        if s.program is None:
-            cands.append(Candidate(**base, status="not_run", error=s.error,
-                                   verdict=Verdict(strict=False, lenient=False, checker=checker.name,
-                                                   category=s.category, detail=s.error or ""),
-                                   timings=timings))
-            extra.append({})
-            continue
-        if image_error is not None:
-            cands.append(Candidate(**base, status="error", error=image_error,
-                                   verdict=Verdict(strict=False, lenient=False, checker=checker.name,
-                                                   category="image_error", detail=image_error), timings=timings))
-            extra.append({})
-            continue
-        src = i if dup_of[i] is None else dup_of[i]
-        res = results[slots[src]]
-        status = str(getattr(res, "status", "error"))
-        error = getattr(res, "error", None)
-        answer = getattr(res, "answer", None)
-        trace = getattr(res, "trace", None) or Trace()
-        if not isinstance(trace, Trace):
-            trace = Trace.from_dict(trace) if isinstance(trace, dict) else Trace()
-        timings["exec_s"] = 0.0 if dup_of[i] is not None else round(float(getattr(res, "elapsed_s", 0.0) or 0.0), 4)
-        category = failure_category(status, error)
-        broken = backend_failure(trace)  # a tool backend failed under the program, even if it caught it
-        if category != "none":
-            if broken and category == "program_error":
-                category, error = "tool_error", error or broken
-            verdict = Verdict(strict=False, lenient=False, checker=checker.name, category=category,
-                              detail=(error or "")[:500])
-        elif cfg.labels and ex.answer is not None:
-            verdict = checker.check(answer, ex)
-            if broken and not verdict.lenient:
-                verdict = Verdict(strict=False, lenient=False, checker=checker.name, category="tool_error",
-                                  detail=broken[:500])
-        elif broken:
-            verdict = Verdict(strict=False, lenient=False, checker=checker.name, category="tool_error",
-                              detail=broken[:500])
-        else:
-            verdict = Verdict(strict=False, lenient=False, checker=checker.name, category="none",
-                              detail="not checked (no labels)")
-        cands.append(Candidate(**base, status=status, answer=answer, error=error,
-                               stdout=str(getattr(res, "stdout", "") or ""), trace=trace, verdict=verdict,
-                               timings=timings))
-        extra.append({"duplicate_of": dup_of[i]} if dup_of[i] is not None else {})
-    return cands, extra
 
 
 class _NullProgress:
