@@ -38,12 +38,17 @@ from vpd.registry import Registry
 @dataclass(frozen=True, kw_only=True)
 class Completion:
     """One sampled continuation. Token counts are the model's tokens (estimates where the server
-    does not report them); ``error`` is set (and ``text`` empty) when the request failed."""
+    does not report them); ``error`` is set (and ``text`` empty) when the request failed.
+
+    ``mean_logprob`` is the model's own score of the completion: the mean natural-log probability
+    of its generated tokens under the untempered model (``vpd synth --select score``); None where
+    the backend gave none."""
 
     text: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str | None = None
+    mean_logprob: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -126,6 +131,16 @@ class Sampler(ABC):
 def estimate_tokens(text: str) -> int:
     """A tokenizer-free estimate (~3.5 characters per token for English text and code)."""
     return max(1, math.ceil(len(text) / 3.5)) if text else 0
+
+
+def mean_logprob(logprobs: Sequence[float | None] | None) -> float | None:
+    """The mean of per-token log-probabilities (None entries, e.g. a server's first token, are
+    skipped); None when there are none or the mean is not finite."""
+    vals = [float(x) for x in (logprobs or ()) if x is not None]
+    if not vals:
+        return None
+    m = sum(vals) / len(vals)
+    return m if math.isfinite(m) else None
 
 
 def truncate_at_stop(text: str, stop: Sequence[str] | None) -> tuple[str, bool]:

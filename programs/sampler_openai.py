@@ -13,6 +13,10 @@
   (``backoff_s * 2**attempt``, capped at ``backoff_max_s``; a ``Retry-After`` header is honoured
   up to that cap). After ``max_retries`` retries — or at once for other errors (400, 401 …) — the
   prompt's completions carry ``error`` and ``generate`` returns normally.
+* Each request asks for the sampled tokens' log-probabilities (``logprobs``; off with
+  ``?logprobs=false`` for a server that refuses them) and each completion carries their mean
+  (``Completion.mean_logprob``, the score ``vpd synth --select score`` ranks by); a server that
+  returns none leaves it None.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import re
 import threading
 from typing import Any, Sequence
 
-from vpd.programs.sampler_base import SAMPLERS, Completion, Sampler, estimate_tokens, truncate_at_stop
+from vpd.programs.sampler_base import SAMPLERS, Completion, Sampler, estimate_tokens, mean_logprob, truncate_at_stop
 
 #: In chat mode only stop strings that start the next few-shot example are kept: a chat model
 #: answers with a whole (often fenced) program, which completion stops such as ``"\ndef "`` or
@@ -77,7 +81,7 @@ class OpenAISampler(Sampler):
                  backoff_s: float = 1.0, backoff_max_s: float = 30.0,
                  api_key_env: str = "OPENAI_API_KEY", tokenizer: str | None = None,
                  context_tokens: int | None = None, split_greedy: bool = False,
-                 server_stops: int = MAX_SERVER_STOPS) -> None:
+                 server_stops: int = MAX_SERVER_STOPS, logprobs: bool = True) -> None:
         if mode not in ("completions", "chat"):
             raise ValueError(f"mode must be 'completions' or 'chat', not {mode!r}")
         super().__init__(name=f"openai-{mode}:{model}" + (f"@{base_url}" if base_url else ""))
@@ -99,6 +103,7 @@ class OpenAISampler(Sampler):
         self.split_greedy = bool(split_greedy)
         self.server_stops = max(0, int(server_stops))
         self.mixes_greedy_in_one_request = not self.split_greedy
+        self.logprobs = bool(logprobs)
 
     # -- Sampler API -----------------------------------------------------------------------
     def count_tokens(self, text: str) -> int:
@@ -115,7 +120,7 @@ class OpenAISampler(Sampler):
         return {"kind": self.kind, "name": self.name, "model": self.model, "base_url": self.base_url,
                 "mode": self.mode, "concurrency": self.concurrency, "timeout_s": self.timeout_s,
                 "max_retries": self.max_retries, "context_tokens": self._context_tokens,
-                "split_greedy": self.split_greedy, "server_stops": self.server_stops}
+                "split_greedy": self.split_greedy, "server_stops": self.server_stops, "logprobs": self.logprobs}
 
     def generate_k(self, prompts: Sequence[str], *, k: int, temperature: float, greedy_first: bool = False,
                    max_tokens: int = 256, stop: Sequence[str] | None = None,
@@ -222,18 +227,38 @@ class OpenAISampler(Sampler):
             kw["stop"] = stop[:self.server_stops]
         if seed is not None:
             kw["seed"] = seed
+        if self.logprobs:
+            kw["logprobs"] = True if self.mode == "chat" else 1
         if self.mode == "chat":
             resp = await client.chat.completions.create(messages=[{"role": "user", "content": prompt}], **kw)
             texts = [(c.message.content or "") if c.message is not None else "" for c in resp.choices]
         else:
             resp = await client.completions.create(prompt=prompt, **kw)
             texts = [c.text or "" for c in resp.choices]
+        scores = [choice_mean_logprob(c) for c in resp.choices]
         usage = getattr(resp, "usage", None)
         p_tok = int(getattr(usage, "prompt_tokens", 0) or 0) or self.count_tokens(prompt)
         texts = [truncate_at_stop(t, stop)[0] for t in texts]
         total = int(getattr(usage, "completion_tokens", 0) or 0)
         per = _split_tokens(total, texts) if total else [self.count_tokens(t) for t in texts]
-        return [Completion(text=t, prompt_tokens=p_tok, completion_tokens=c) for t, c in zip(texts, per)]
+        return [Completion(text=t, prompt_tokens=p_tok, completion_tokens=c, mean_logprob=lp)
+                for t, c, lp in zip(texts, per, scores)]
+
+
+def choice_mean_logprob(choice: Any) -> float | None:
+    """Mean log-probability of a response choice's tokens: ``logprobs.token_logprobs``
+    (completions) or ``logprobs.content[i].logprob`` (chat); None when the server sent none."""
+    lp = getattr(choice, "logprobs", None)
+    if lp is None:
+        return None
+    if isinstance(lp, dict):  # servers whose answer the client kept as a plain mapping
+        content, tokens = lp.get("content"), lp.get("token_logprobs")
+    else:
+        content, tokens = getattr(lp, "content", None), getattr(lp, "token_logprobs", None)
+    if content:
+        return mean_logprob([(t.get("logprob") if isinstance(t, dict) else getattr(t, "logprob", None))
+                             for t in content])
+    return mean_logprob(tokens)
 
 
 def _split_tokens(total: int, texts: list[str]) -> list[int]:

@@ -7,6 +7,9 @@ with ``seed + b``, so a call is reproducible for the same prompts, ``n`` and ``b
 :meth:`TransformersSampler.generate_k` decodes the greedy candidate in the same batch as the
 sampled ones (its row is held to the arg-max), so the shared prompt is prefilled once.
 Stop strings end a sequence as soon as they appear in its text and are cut from the result.
+Each completion carries ``mean_logprob``: the mean log-probability of its generated tokens (up to
+end-of-sequence; a stop string's tokens included) under the untempered model, recorded while
+decoding (:class:`vpd.programs.token_logprobs.LogprobRecorder`), for ``vpd synth --select score``.
 
 Prompt prefixes are cached as KV caches: :meth:`~TransformersSampler.warm` pins the API section
 every prompt starts with, so a new question costs only its own examples and question.
@@ -24,7 +27,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Sequence
 
-from vpd.programs.sampler_base import SAMPLERS, Completion, Sampler, truncate_at_stop
+from vpd.programs.sampler_base import SAMPLERS, Completion, Sampler, mean_logprob, truncate_at_stop
+from vpd.programs.token_logprobs import LogprobRecorder
 
 
 class TransformersSampler(Sampler):
@@ -215,12 +219,15 @@ class TransformersSampler(Sampler):
             if len(rows) > 1:
                 batch_cache.batch_repeat_interleave(len(rows))
             kw["past_key_values"] = batch_cache
+        recorder = LogprobRecorder()
+        processors: list[Any] = [recorder]  # first of ours: it sees the logits before _ArgmaxRows
         if temperature > 0:
             kw.update(do_sample=True, temperature=float(temperature), top_k=0, top_p=1.0)
             if greedy_rows and any(greedy_rows):
-                kw["logits_processor"] = LogitsProcessorList([_ArgmaxRows(greedy_rows)])
+                processors.append(_ArgmaxRows(greedy_rows))
         else:
             kw.update(do_sample=False, temperature=None, top_k=None, top_p=None)
+        kw["logits_processor"] = LogitsProcessorList(processors)
         if stop:
             kw["stopping_criteria"] = StoppingCriteriaList([_StopOnStrings(tok, width, stop,
                                                                            self.stop_window_tokens)])
@@ -230,9 +237,10 @@ class TransformersSampler(Sampler):
         with torch.inference_mode():
             out = self.model.generate(input_ids=input_ids, attention_mask=mask, **kw)
         new = out[:, width:]
+        token_lps = recorder.finish(out[:, -1]) if new.shape[1] else [[] for _ in rows]
         eos = _eos_ids(self.model, tok)
         comps = []
-        for row, p_len in zip(new.tolist(), prompt_lens):
+        for row, p_len, lps in zip(new.tolist(), prompt_lens, token_lps):
             used = len(row)
             for j, t in enumerate(row):
                 if t in eos:
@@ -240,7 +248,8 @@ class TransformersSampler(Sampler):
                     break
             text = tok.decode(row[:used], skip_special_tokens=True)
             text, _ = truncate_at_stop(text, stop)
-            comps.append(Completion(text=text, prompt_tokens=int(p_len), completion_tokens=used))
+            comps.append(Completion(text=text, prompt_tokens=int(p_len), completion_tokens=used,
+                                    mean_logprob=mean_logprob(lps[:used])))
             self.stats["generated_tokens"] += used
         self.stats["sequences"] += len(prompts)
         self.stats["batches"] += 1

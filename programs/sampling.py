@@ -34,6 +34,7 @@ class SampledProgram:
     truncated: bool = False
     temperature: float = 0.0
     prompt_version: str = PROMPT_VERSION
+    mean_logprob: float | None = None  # the LLM's score of the completion (Completion.mean_logprob)
 
 
 def to_sampled(c: Completion, *, prefix: str = CODE_PREFIX, temperature: float = 0.0) -> SampledProgram:
@@ -41,11 +42,11 @@ def to_sampled(c: Completion, *, prefix: str = CODE_PREFIX, temperature: float =
     if c.error is not None:
         return SampledProgram(program=None, raw_completion=c.text, status="llm_error", detail=c.error,
                               prompt_tokens=c.prompt_tokens, completion_tokens=c.completion_tokens,
-                              error=c.error, temperature=temperature)
+                              error=c.error, temperature=temperature, mean_logprob=c.mean_logprob)
     ex = extract_program(c.text, prefix=prefix)
     return SampledProgram(program=ex.program, raw_completion=c.text, status=ex.status, detail=ex.detail,
                           prompt_tokens=c.prompt_tokens, completion_tokens=c.completion_tokens,
-                          truncated=ex.truncated, temperature=temperature)
+                          truncated=ex.truncated, temperature=temperature, mean_logprob=c.mean_logprob)
 
 
 def sample_programs(sampler: Sampler, prompts: Sequence[Prompt | str], k: int, temperature: float = 0.7, *,

@@ -6,7 +6,10 @@ Selection rules (registry :data:`SELECTORS`), applied to the candidates whose ve
 * ``first`` — the lowest candidate index;
 * ``shortest`` — the fewest non-blank, non-comment source lines, then fewest characters, then index;
 * ``majority`` — among passing candidates, one whose (checker-normalised) answer is the most common
-  answer over *all* successfully executed candidates (agreement with the crowd), then index.
+  answer over *all* successfully executed candidates (agreement with the crowd), then index;
+* ``score`` — the passing candidate the LLM itself scored highest (``Candidate.mean_logprob``, the
+  mean token log-probability of its completion, as VPD picks among correct programs); candidates
+  without a score (a sampler that gives none) come after every scored one, then index.
 
 Without labels (``vpd synth --no-labels``) :func:`majority_answer` gives the prediction and
 :func:`majority_choice` the candidate whose trace stands for it (the lowest index among those
@@ -58,8 +61,16 @@ def select_majority(cands: list[Candidate], norm: Normalizer) -> Candidate | Non
     return min(ok, key=lambda c: (-votes.get(norm(c.answer), 0), c.index))
 
 
+@SELECTORS.register("score")
+def select_score(cands: list[Candidate], norm: Normalizer) -> Candidate | None:
+    ok = _passing(cands)
+    if not ok:
+        return None
+    return min(ok, key=lambda c: (c.mean_logprob is None, -(c.mean_logprob or 0.0), c.index))
+
+
 def select(cands: list[Candidate], rule: str, norm: Normalizer = str) -> Candidate | None:
-    """The chosen passing candidate under ``rule`` (``first | shortest | majority``), or None."""
+    """The chosen passing candidate under ``rule`` (``first | shortest | majority | score``), or None."""
     return SELECTORS.get(rule)(cands, norm)
 
 

@@ -26,6 +26,7 @@ class Sample:
     error: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    mean_logprob: float | None = None  # the LLM's own score (mean token log-probability), if the sampler gave one
 
 
 class LLMProgramWriter:
@@ -113,4 +114,5 @@ class LLMProgramWriter:
         ok = sp.status == "ok" and sp.program is not None
         return Sample(raw=sp.raw_completion or "", program=sp.program if ok else None,
                       category="none" if ok else sp.status, error=None if ok else (sp.error or sp.detail),
-                      prompt_tokens=sp.prompt_tokens, completion_tokens=sp.completion_tokens)
+                      prompt_tokens=sp.prompt_tokens, completion_tokens=sp.completion_tokens,
+                      mean_logprob=getattr(sp, "mean_logprob", None))

@@ -206,5 +206,6 @@ class Candidate(_Record):
     trace: Trace = field(default_factory=Trace)
     verdict: Verdict | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    mean_logprob: float | None = None  # the LLM's score of the program (mean token log-probability)
 
     _nested = {"trace": Trace, "verdict": Verdict}

@@ -13,6 +13,7 @@ from vpd.cli import app
 
 @app.command("synth")
 def synth(
+    ctx: typer.Context,
     data: Path = typer.Option(..., "--data", help="Dataset folder (examples.jsonl + images/) or a .jsonl file."),
     out: str = typer.Option(..., "--out", help="Run directory (runs/NAME); with --engine ray also an fsspec URI (s3://…)."),
     llm: str = typer.Option("gemma", "--llm", help="Sampler spec: gemma | openai:MODEL@URL | transformers:PATH | "
@@ -33,7 +34,10 @@ def synth(
     workers: int = typer.Option(2, "--workers", min=1, help="Sandbox worker processes."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
     temperature: float = typer.Option(0.7, "--temperature", min=0.0, help="Sampling temperature (0 = greedy)."),
-    select: str = typer.Option("first", "--select", help="Which passing program to keep: first | shortest | majority."),
+    select: str = typer.Option("first", "--select", help="Which passing program to keep: first | shortest | majority | "
+                               "score (the LLM's own score: mean token log-probability)."),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="Named settings; options given here win. vpd-paper: "
+                                         "k=5, temperature 0.5, --judge, --select score (as VPD)."),
     max_tokens: int = typer.Option(256, "--max-tokens", min=1, help="Max tokens per completion."),
     timeout_s: float = typer.Option(5.0, "--timeout", help="Per-program wall-clock limit (seconds)."),
     memory_mb: int = typer.Option(512, "--memory-mb", help="Per-program memory limit (MiB)."),
@@ -80,6 +84,15 @@ def synth(
 
     if fewshot not in ("nearest", "fixed"):
         raise typer.BadParameter("--fewshot must be 'nearest' or 'fixed'")
+    from vpd.synth_recipes import apply_recipe
+
+    explicit = {n for n in ("k", "temperature", "judge", "select")  # given by the user: they win over --recipe
+                if getattr(ctx.get_parameter_source(n), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
+    try:
+        picked = apply_recipe(recipe, {"k": k, "temperature": temperature, "judge": judge, "select": select}, explicit)
+    except KeyError as exc:  # unknown recipe -> "did you mean"
+        raise typer.BadParameter(str(exc.args[0] if exc.args else exc), param_hint="--recipe") from None
+    k, temperature, judge, select = picked["k"], picked["temperature"], picked["judge"], picked["select"]
     SELECTORS.get(select)  # unknown rule -> "did you mean"
     if not data.exists():
         raise typer.BadParameter(f"no dataset at {data}", param_hint="--data")
@@ -92,7 +105,7 @@ def synth(
                       llm_batch=llm_batch, overlap=overlap, greedy_first=greedy_first, share_analyses=shared_analyses,
                       allow_prompt_change=allow_prompt_change, retry_failed=retry_failed,
                       max_infra_failures=max_infra_failures, require_isolation=require_isolation,
-                      progress=not quiet)
+                      progress=not quiet, recipe=recipe)
     from vpd.programs.sampler_base import SamplerOptionError
     from vpd.runs import ConfigMismatchError, RunExistsError
     from vpd.sandbox.isolation import IsolationError
