@@ -42,7 +42,10 @@ def _make_benchmark(name: str, **options: Any) -> Any:
 
 @app.command("eval", help=_EVAL_HELP)
 def eval_cmd(
-    benchmark: Optional[str] = typer.Option(None, "--benchmark", "-b", help="mmbench | tallyqa | pope | aokvqa | hateful_memes | moderation | shapes"),
+    benchmark: Optional[str] = typer.Option(
+        None, "--benchmark", "-b",
+        help="A registered benchmark: mmbench | tallyqa | pope | aokvqa | vqav2 | okvqa | gqa | hateful_memes | "
+             "moderation | shapes"),
     data: Optional[Path] = typer.Option(None, "--data", help="The benchmark's data file or folder (official format)."),
     predictions: Optional[Path] = typer.Option(None, "--predictions", help="Predictions JSONL to score."),
     model: Optional[Path] = typer.Option(None, "--model", help="Student checkpoint folder to run."),
