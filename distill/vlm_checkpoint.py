@@ -1,6 +1,6 @@
 """Student checkpoint folders: ``config.json`` + ``tokenizer.json`` + orbax ``state/<step>/``.
 
-``config.json`` holds ``{"model": VLMConfig dict, "lora_rank", "lora_alpha", "train": TrainConfig
+``config.json`` holds ``{"model": VLMConfig dict, "lora_rank", "lora_alpha", "lora_targets", "train": TrainConfig
 dict, "max_prefix", "max_suffix", "format": "vpd-student-1"}``. The orbax state is
 ``{"params": {"a/b/0/kernel": array, …}, "opt": [leaves of the optimizer state], "step": int}``;
 parameter names are slash-joined paths of the model's pure dict, so the files are readable
@@ -96,7 +96,7 @@ def build_student(meta: dict, seed: int = 0) -> PaliGemma:
     """The model (with LoRA wrappers if the run used them) described by a checkpoint's meta."""
     model = PaliGemma(VLMConfig.from_dict(meta["model"]), rngs=nnx.Rngs(seed))
     if meta.get("lora_rank", 0) > 0:
-        apply_lora(model, meta["lora_rank"], meta.get("lora_alpha"))
+        apply_lora(model, meta["lora_rank"], meta.get("lora_alpha"), targets=meta.get("lora_targets", "decoder"))
     return model
 
 

@@ -14,8 +14,8 @@
   ``(seed, step)``, so a resumed run continues the same loss curve;
 * ``metrics.jsonl`` (step, loss, lr, tokens/s, examples/s) and ``loss.png`` in the output folder.
 
-Recipes are small config functions (:data:`RECIPES`): ``default`` and ``smoke`` (a handful of
-examples and steps, for tests and CI).
+Recipes are small config functions (:data:`RECIPES`): ``default``, ``smoke`` (a handful of
+examples and steps, for tests and CI) and ``vpd-paper`` (VPD's PaLI-X recipe).
 """
 
 from __future__ import annotations
@@ -63,6 +63,8 @@ class TrainConfig:
     bf16: bool = False
     lora_rank: int = 0
     lora_alpha: float | None = None
+    lora_targets: str = "decoder"  # decoder | all (every linear layer); vpd.distill.vlm_lora.LORA_TARGETS
+    betas: tuple[float, float] = (0.9, 0.999)  # AdamW (b1, b2)
     mesh: str = ""
     seed: int = 0
     max_prefix: int = 64
@@ -78,6 +80,9 @@ class TrainConfig:
     grid_weight: float = 0.0
     #: LSKD rows (task ``lskd``) get fresh region ids each time they are batched (:mod:`vpd.distill.region_shuffle`).
     shuffle_regions: bool = True
+
+    def __post_init__(self) -> None:  # JSON (a resumed run's config.json) gives a list; jit needs it hashable
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -97,6 +102,20 @@ def smoke_recipe(**overrides: Any) -> TrainConfig:
     """Everything cut down (16 examples, 4 steps, short sequences) so the recipe runs in a test."""
     base = dict(steps=4, batch=4, lr=3e-3, warmup_steps=1, max_examples=16, max_prefix=40, max_suffix=40,
                 ckpt_every=2)
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+@RECIPES.register("vpd-paper")
+def vpd_paper_recipe(**overrides: Any) -> TrainConfig:
+    """VPD (Hu et al., CVPR 2024): LoRA rank 8 on every linear layer, 8,000 steps of batch 128 (micro-
+    batches of ``batch`` rows, default 16, accumulated to 128), lr 1e-4 with 1% linear warmup then
+    cosine decay to 0, AdamW betas (0.9, 0.98)."""
+    steps = int(overrides.pop("steps", 8000))
+    batch = int(overrides.pop("batch", 16))
+    accum = int(overrides.pop("accum", max(1, 128 // batch)))
+    base = dict(steps=steps, batch=batch, accum=accum, lr=1e-4, warmup_steps=max(1, round(0.01 * steps)),
+                end_lr_fraction=0.0, betas=(0.9, 0.98), lora_rank=8, lora_targets="all")
     base.update(overrides)
     return TrainConfig(**base)
 
@@ -218,7 +237,8 @@ def make_optimizer(cfg: TrainConfig) -> tuple[optax.GradientTransformation, opta
         decay_steps=max(cfg.steps, warmup + 1), end_value=cfg.lr * cfg.end_lr_fraction)
     decay_mask = lambda params: jax.tree.map(lambda x: x.ndim >= 2, params)  # noqa: E731
     tx = optax.chain(optax.clip_by_global_norm(cfg.clip_norm),
-                     optax.adamw(schedule, weight_decay=cfg.weight_decay, mask=decay_mask))
+                     optax.adamw(schedule, b1=float(cfg.betas[0]), b2=float(cfg.betas[1]),
+                                 weight_decay=cfg.weight_decay, mask=decay_mask))
     return tx, schedule
 
 
@@ -467,7 +487,7 @@ def train(data: str | Path, model_spec: str, out: str | Path, cfg: TrainConfig, 
     else:
         model, tok, info = init_student(model_spec, [r["prefix"] + "\n" + r["suffix"] for r in records], cfg)
         if cfg.lora_rank > 0:
-            apply_lora(model, cfg.lora_rank, cfg.lora_alpha, seed=cfg.seed)
+            apply_lora(model, cfg.lora_rank, cfg.lora_alpha, seed=cfg.seed, targets=cfg.lora_targets)
         from vpd.distill.target_length import choose_lengths
 
         lengths = choose_lengths(tok, records, cap_prefix=cfg.max_prefix, cap_suffix=cfg.max_suffix)
@@ -476,6 +496,7 @@ def train(data: str | Path, model_spec: str, out: str | Path, cfg: TrainConfig, 
             print(lengths.summary())
         info = {**info, "lengths": lengths.to_dict()}
         meta = {"model": model.config.to_dict(), "lora_rank": cfg.lora_rank, "lora_alpha": cfg.lora_alpha,
+                "lora_targets": cfg.lora_targets,
                 "train": cfg.to_dict(), "max_prefix": cfg.max_prefix, "max_suffix": cfg.max_suffix,
                 "data": str(Path(data).absolute()), **info}
         resumed = False
