@@ -61,6 +61,11 @@ def majority_baseline(examples: Sequence, benchmark: str) -> dict[str, Any]:
             "answers": {t: c.most_common(1)[0][0] for t, c in sorted(by_type.items())}}
 
 
+def held_out_difficulty(examples: Sequence) -> str:
+    """The ``shapes`` difficulty level(s) of the held-out examples (``easy`` when unrecorded)."""
+    return ",".join(sorted({str(e.metadata.get("difficulty") or "easy") for e in examples})) or "easy"
+
+
 def _score(examples: Sequence, preds: Sequence, modes: Sequence[str], benchmark: str) -> dict[str, Any]:
     """Per mode: accuracy and counts (``score_modes``) plus ``by_qtype`` {qtype: [correct, n]}."""
     from vpd.checkers import checker_for
@@ -180,7 +185,7 @@ def summarise(all_results: dict[tuple[int, str], list[dict]], budgets: Sequence[
 def markdown(summary: dict[str, Any], majority: dict[str, Any], command: str) -> str:
     out = [f"Command: `{command}`", "",
            f"Majority answer per question type (blind prior, no model): **{100 * majority['accuracy']:.1f}%** "
-           f"on {majority['n']} test questions.", "",
+           f"on {majority['n']} test questions (shapes difficulty: {majority.get('difficulty', 'easy')}).", "",
            "| budget | arm | mode | seeds | accuracy % (mean ± 95% CI) |", "|---|---|---|---|---|"]
     out += [f"| {r['budget']} | {r['arm']} | {r['mode']} | {r['seeds']} | {r['text']} |" for r in summary["rows"]]
     if summary["differences"]:
@@ -281,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     examples = _test_examples(args.test, args.split or None, args.limit)
     args.out.mkdir(parents=True, exist_ok=True)
     majority = majority_baseline(examples, args.benchmark)
+    majority["difficulty"] = held_out_difficulty(examples)
     results: dict[tuple[int, str], list[dict]] = {}
     if "teacher" in arms:
         results[(0, "teacher")] = [{"seed": 0, "modes": score_teacher(args.teacher, examples, args.benchmark)}]

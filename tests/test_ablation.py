@@ -85,3 +85,15 @@ def test_quick_ablation_end_to_end(shapes_dir: Path, tmp_path: Path) -> None:
           "blind,label,vpd", "--quick", "--budgets", "8", "--seeds", "2", "--steps", "3", "--limit", "6",
           "--out", str(out)])
     assert (out / "runs" / "b8" / "vpd" / "s0" / "score.json").stat().st_mtime == before
+
+
+def test_held_out_difficulty_is_read_from_the_examples() -> None:
+    from vpd.benchmarks.ablation import held_out_difficulty
+    from vpd.types import Example
+
+    def ex(i: int, **meta: str) -> Example:
+        return Example(id=str(i), image="x.png", question="q", answer="1", qtype="t", metadata=dict(meta))
+
+    assert held_out_difficulty([ex(0)]) == "easy"  # datasets made before the dial
+    assert held_out_difficulty([ex(0, difficulty="hard"), ex(1, difficulty="hard")]) == "hard"
+    assert held_out_difficulty([ex(0, difficulty="hard"), ex(1, difficulty="medium")]) == "hard,medium"
