@@ -4,8 +4,10 @@ Format (``docs/contracts.md`` "Mixtures"): ``DS/train.jsonl`` and ``DS/val.jsonl
 training example ``{"id", "image" (absolute path), "prefix", "suffix", "task", "source", "weight",
 "example_id"}``; ``DS/manifest.json`` with counts and sources.
 
-* ``label`` on every labelled example of a run: prefix ``"{question}\\nAnswer with a single word or
-  phrase."``, suffix the answer;
+* ``label`` on every labelled example of a run: prefix ``"{question}\\n{instruction}"``, suffix the
+  answer; the instruction is per benchmark (:mod:`vpd.distill.label_prompts`: "Answer with a single
+  word or phrase." by default and for every ``shapes`` question; multiple-choice questions of other
+  benchmarks ask for the option's letter);
 * ``rationale`` on examples with a verified program (kept lines of ``rationales.jsonl``): prefix
   ``"{question}\\nExplain the rationale to answer the question."``, suffix
   ``"{rationale} So the answer is {answer}."`` (the rationale's own final "Thus, the answer is …"
@@ -40,13 +42,14 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from vpd.distill.answer_sentence import ANSWER_LEAD
+from vpd.distill.label_prompts import LABEL_PROMPTS_VERSION, label_instruction
 from vpd.distill.lskd import tokens_to_text
 from vpd.distill.run_io import ReadStats, iter_jsonl, read_run_examples, read_verified, resolve_image, write_jsonl
 from vpd.splits import in_split, normalize_split
 from vpd.types import Example
 
-MIXTURE_VERSION = "1"
-LABEL_INSTRUCTION = "Answer with a single word or phrase."
+MIXTURE_VERSION = "2"  # 2: per-benchmark label instructions (vpd.distill.label_prompts)
+LABEL_INSTRUCTION = "Answer with a single word or phrase."  # the default label instruction
 RATIONALE_INSTRUCTION = "Explain the rationale to answer the question."
 LSKD_INSTRUCTION = "Answer the question and explain the rationale."
 TASKS = ("label", "rationale", "lskd")
@@ -86,7 +89,7 @@ def question_text(example: Example) -> str:
 
 
 def label_prefix(example: Example) -> str:
-    return f"{question_text(example)}\n{LABEL_INSTRUCTION}"
+    return f"{question_text(example)}\n{label_instruction(example)}"
 
 
 def rationale_prefix(example: Example) -> str:
@@ -255,6 +258,7 @@ def items_from_run(run: Path, weights: Mapping[str, float], stats: ReadStats, *,
 class MixReport:
     out: str
     version: str = MIXTURE_VERSION
+    label_prompts: str = LABEL_PROMPTS_VERSION
     sources: list[str] = field(default_factory=list)
     weights: dict[str, float] = field(default_factory=dict)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> task -> n
