@@ -7,12 +7,16 @@ Two measurements:
   library programs themselves (and the backend) and bounds what retrieval can reach.
 * :func:`compare_modes` — sample ``k`` programs per question with a real sampler (greedy first,
   then ``k - 1`` at ``temperature``) for each prompt mode (``nearest``, ``fixed``) and report the
-  share of valid programs, greedy-correct and correct-within-``k``.
+  share of valid programs, greedy-correct and correct-within-``k``. With
+  ``exclude_same_template`` (``--exclude-same-template``, leave-template-out) no example written
+  for the question's own template is offered, so the share measures composing a program, not
+  adapting a near-copy; ``--library DIR`` measures another library folder.
 
 Programs run in the sandbox (:func:`vpd.sandbox.run_program`); answers are checked with the
 ``shapes`` checker (:mod:`vpd.checkers`).
 
     python -m vpd.programs.fewshot_eval --questions 40 --k 4 --sampler gemma
+    python -m vpd.programs.fewshot_eval --questions 40 --k 4 --modes nearest --exclude-same-template
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class ModeResult:
     per_qtype: dict[str, dict[str, float]] = field(default_factory=dict)
     seconds: float = 0.0
     completion_tokens: int = 0
+    exclude_same_template: bool = False
 
 
 def template_fillers(template: str, question: str) -> dict[str, str] | None:
@@ -110,16 +115,19 @@ def library_oracle(examples: Sequence[Example], library: Library | None = None, 
 def compare_modes(sampler: Sampler, examples: Sequence[Example], *, modes: Sequence[str] = ("nearest", "fixed"),
                   k: int = 4, temperature: float = 0.7, max_tokens: int = 128, seed: int = 0,
                   tools: Any = "shapes", k_examples: int = 4, progress: Any = None,
-                  on_mode: Any = None) -> list[ModeResult]:
-    """Sample and check programs for every example under each prompt mode."""
+                  on_mode: Any = None, exclude_same_template: bool = False,
+                  library: Library | None = None) -> list[ModeResult]:
+    """Sample and check programs for every example under each prompt mode (leave-template-out
+    with ``exclude_same_template``; ``library`` instead of the packaged one)."""
     from vpd.tools import load
 
     toolbox = load(tools) if isinstance(tools, str) else tools
-    builder = PromptBuilder(toolbox.tools, count_tokens=sampler.count_tokens)
+    builder = PromptBuilder(toolbox.tools, library=library, count_tokens=sampler.count_tokens)
     results = []
     for mode in modes:
         t0 = time.perf_counter()
-        prompts = [builder.build(ex.question, ex.choices, k_examples=k_examples, mode=mode) for ex in examples]
+        prompts = [builder.build(ex.question, ex.choices, k_examples=k_examples, mode=mode,
+                                 exclude_same_template=exclude_same_template) for ex in examples]
         cands: list[list] = []
         step = 8
         for i in range(0, len(prompts), step):
@@ -152,7 +160,7 @@ def compare_modes(sampler: Sampler, examples: Sequence[Example], *, modes: Seque
             correct_within_k=within / n, same_template_last=same_last / n,
             per_qtype={q: {"n": len(v), "greedy": sum(a for a, _ in v) / len(v), "within_k": sum(b for _, b in v) / len(v)}
                        for q, v in sorted(per.items())},
-            seconds=time.perf_counter() - t0, completion_tokens=tokens))
+            seconds=time.perf_counter() - t0, completion_tokens=tokens, exclude_same_template=exclude_same_template))
         if on_mode:
             on_mode(results[-1])
     return results
@@ -179,6 +187,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--sampler", default="gemma")
     ap.add_argument("--modes", default="nearest,fixed")
     ap.add_argument("--oracle-only", action="store_true", help="only check the library (no LLM)")
+    ap.add_argument("--exclude-same-template", action="store_true",
+                    help="leave-template-out: never offer an example written for the question's template")
+    ap.add_argument("--library", default=None, help="a program library folder (default: the packaged one)")
     ap.add_argument("--data-root", default="/tmp/vpd-fewshot-eval")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     args = ap.parse_args(argv)
@@ -189,10 +200,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     examples = _dataset(max(4, args.questions), args.seed, Path(args.data_root))
     # one question per scene first, then more, so the sample spans many scenes and templates
     examples = sorted(examples, key=lambda e: (e.id.rsplit("-q", 1)[-1], e.id))[:args.questions]
-    oracle = library_oracle(examples)
+    library = load_library(args.library) if args.library else None
+    oracle = library_oracle(examples, library)
     console.print(f"library oracle (same-template copy): {oracle['overall']:.0%}; "
                   f"templates without an example: {oracle['templates_without_example'] or 'none'}")
-    out: dict[str, Any] = {"oracle": oracle, "questions": len(examples), "seed": args.seed}
+    out: dict[str, Any] = {"oracle": oracle, "questions": len(examples), "seed": args.seed,
+                           "exclude_same_template": args.exclude_same_template,
+                           "library": args.library or "packaged", "library_size": len(library or load_library())}
     if not args.oracle_only:
         from vpd.programs.sampler_base import load_sampler
         from vpd.programs.prompt import PROMPT_VERSION
@@ -200,9 +214,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         sampler = load_sampler(args.sampler, **({"batch_size": 8} if args.sampler == "gemma" else {}))
         res = compare_modes(sampler, examples, modes=args.modes.split(","), k=args.k,
                             temperature=args.temperature, max_tokens=args.max_tokens,
+                            exclude_same_template=args.exclude_same_template, library=library,
                             progress=lambda m, i, n: console.print(f"  {m}: {i}/{n}", highlight=False),
                             on_mode=lambda r: console.print(r, highlight=False))
-        table = Table(title=f"{sampler.name}, {len(examples)} questions, k={args.k}, {PROMPT_VERSION}")
+        lto = ", leave-template-out" if args.exclude_same_template else ""
+        table = Table(title=f"{sampler.name}, {len(examples)} questions, k={args.k}, {PROMPT_VERSION}{lto}, "
+                            f"library of {out['library_size']}")
         for col in ("mode", "valid", "greedy correct", f"correct within k={args.k}", "same template last", "s", "tokens"):
             table.add_column(col)
         for r in res:

@@ -18,7 +18,8 @@ Completion style (works for base models; chat models answer with a full function
         image_patch = ImagePatch(image)      <- the prompt ends here; the model writes the rest
 
 Examples are the ``k`` nearest by question structure (most similar **last**), or a fixed set
-(``mode="fixed"``, for comparison). A token budget drops examples — the least similar first —
+(``mode="fixed"``, for comparison); ``exclude_same_template`` leaves out examples written for the
+question's own template (leave-template-out, :func:`vpd.programs.retrieval.same_template`). A token budget drops examples — the least similar first —
 and never the API. :data:`PROMPT_VERSION` is written into every result; :func:`prompt_fingerprint`
 hashes what a prompt is actually made of (API section, library, fixed set, stops), so a resumed run
 notices a prompt change that nobody versioned.
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from vpd.programs.library import Library, LibraryProgram, load_library, question_header
-from vpd.programs.retrieval import Retriever
+from vpd.programs.retrieval import Retriever, same_template
 from vpd.programs.sampler_base import estimate_tokens
 
 #: Bump on any change to the prompt text, the library or retrieval.
@@ -123,20 +124,24 @@ class PromptBuilder:
         if mode == "nearest":
             self.retriever.warm(questions)
 
-    def examples(self, question: str, choices: Sequence[str] | None, k: int, mode: str) -> list[LibraryProgram]:
+    def examples(self, question: str, choices: Sequence[str] | None, k: int, mode: str,
+                 exclude_same_template: bool = False) -> list[LibraryProgram]:
         """The examples for a question, in prompt order (most similar last for ``nearest``)."""
         if mode == "nearest":
-            return self.retriever.nearest(question, choices, k, tools=self.tools)
+            return self.retriever.nearest(question, choices, k, tools=self.tools,
+                                          exclude_same_template=exclude_same_template)
         if mode == "fixed":
-            usable = {p.id for p in self.usable}
+            usable = {p.id for p in self.usable
+                      if not (exclude_same_template and same_template(p, question, choices))}
             fixed = [self.library.get(i) for i in FIXED_EXAMPLE_IDS if i in usable]
             extra = [p for p in self.usable if p not in fixed]
             return (fixed + extra)[:k]
         raise ValueError(f"prompt mode must be one of {MODES}, not {mode!r}")
 
     def build(self, question: str, choices: Sequence[str] | None = None, *, k_examples: int = 4,
-              mode: str = "nearest", budget_tokens: int | None = None) -> Prompt:
-        examples = self.examples(question, choices, k_examples, mode)
+              mode: str = "nearest", budget_tokens: int | None = None,
+              exclude_same_template: bool = False) -> Prompt:
+        examples = self.examples(question, choices, k_examples, mode, exclude_same_template)
         tail = question_header(question, tuple(choices) if choices else None) + CODE_PREFIX
         fixed_cost = self.count_tokens(self.api + "\n" + EXAMPLES_INTRO + "\n" + tail)
         costs = [self.count_tokens(ex.render() + "\n") for ex in examples]
@@ -187,7 +192,8 @@ def prompt_fingerprint(tools: Sequence[str] | None = None) -> str:
 def build_program_prompt(question: str, choices: Sequence[str] | None = None,
                          tools: Sequence[str] | None = None, k_examples: int = 4,
                          mode: str = "nearest", budget_tokens: int | None = None, *,
-                         count_tokens: Callable[[str], int] | None = None) -> Prompt:
+                         count_tokens: Callable[[str], int] | None = None,
+                         exclude_same_template: bool = False) -> Prompt:
     """Build one prompt (a cached :class:`PromptBuilder` per ``tools`` / ``count_tokens``).
 
     ``tools``: the tool names of the toolbox (e.g. ``Toolbox.tools``); None means every tool.
@@ -195,4 +201,5 @@ def build_program_prompt(question: str, choices: Sequence[str] | None = None,
     ``sampler.count_tokens``; default a ~3.5 chars/token estimate). Leave room for the completion:
     ``context - max_tokens``.
     """
-    return _builder(tools, count_tokens).build(question, choices, k_examples=k_examples, mode=mode, budget_tokens=budget_tokens)
+    return _builder(tools, count_tokens).build(question, choices, k_examples=k_examples, mode=mode,
+                                               budget_tokens=budget_tokens, exclude_same_template=exclude_same_template)

@@ -16,6 +16,11 @@ go concurrent call :meth:`Retriever.warm` first, so nothing is built inside the 
 
 :meth:`Retriever.nearest` returns the examples **most similar last**: the small model copies the
 last example, so that is where the best one goes.
+
+Leave-template-out (``exclude_same_template=True``; ``vpd synth --exclude-same-template``,
+``python -m vpd.programs.fewshot_eval --exclude-same-template``): examples written for the
+question's own template are never offered (:func:`same_template`), so a measured yield is the
+writer composing a program rather than adapting a near-copy.
 """
 
 from __future__ import annotations
@@ -79,6 +84,22 @@ def structure_text(question: str, choices: Sequence[str] | None = None) -> str:
         kinds = [" ".join(_classify(w) or w for w in re.findall(r"[a-z]+|\d+", str(c).lower())) for c in choices]
         text += " options: " + " , ".join(kinds)
     return text
+
+
+def _template_regex(template: str) -> "re.Pattern[str]":
+    pattern = re.escape(" ".join(template.split()))
+    for key in re.findall(r"\{(\w+)\}", template):
+        pattern = pattern.replace(re.escape("{" + key + "}"), r"[\w-]+", 1)
+    return re.compile(pattern, re.IGNORECASE)
+
+
+def same_template(program: LibraryProgram, question: str, choices: Sequence[str] | None = None) -> bool:
+    """True when ``program`` was written for the question's template: its ``Template:`` matches the
+    question (fillers as single words), or both have the same :func:`structure_text` (a library
+    example without a template that is the question with other filler words)."""
+    if program.template and _template_regex(program.template).fullmatch(" ".join(question.split())):
+        return True
+    return structure_text(program.question, program.choices) == structure_text(question, choices)
 
 
 class MiniLMEmbedder:
@@ -202,16 +223,22 @@ class Retriever:
 
     def nearest(self, question: str, choices: Sequence[str] | None = None, k: int = 4, *,
                 tools: Sequence[str] | set[str] | frozenset[str] | None = None,
-                exclude: Sequence[str] = ()) -> list[LibraryProgram]:
-        """The ``k`` most similar examples runnable with ``tools``, ordered **most similar last**."""
-        return [p for p, _ in self.nearest_with_scores(question, choices, k, tools=tools, exclude=exclude)]
+                exclude: Sequence[str] = (), exclude_same_template: bool = False) -> list[LibraryProgram]:
+        """The ``k`` most similar examples runnable with ``tools``, ordered **most similar last**;
+        with ``exclude_same_template`` none written for the question's template (:func:`same_template`)."""
+        return [p for p, _ in self.nearest_with_scores(question, choices, k, tools=tools, exclude=exclude,
+                                                       exclude_same_template=exclude_same_template)]
 
     def nearest_with_scores(self, question: str, choices: Sequence[str] | None = None, k: int = 4, *,
                             tools: Sequence[str] | set[str] | frozenset[str] | None = None,
-                            exclude: Sequence[str] = ()) -> list[tuple[LibraryProgram, float]]:
+                            exclude: Sequence[str] = (),
+                            exclude_same_template: bool = False) -> list[tuple[LibraryProgram, float]]:
         sims = self.scores(question, choices)
         usable = {p.id for p in self.library.usable(None if tools is None else set(tools))}
+        banned = set(exclude)
+        if exclude_same_template:
+            banned |= {p.id for p in self.library if same_template(p, question, choices)}
         order = [int(i) for i in np.argsort(-sims, kind="stable")]
         picked = [(self.library.programs[i], float(sims[i])) for i in order
-                  if self.library.programs[i].id in usable and self.library.programs[i].id not in exclude][:max(0, k)]
+                  if self.library.programs[i].id in usable and self.library.programs[i].id not in banned][:max(0, k)]
         return picked[::-1]

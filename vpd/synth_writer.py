@@ -33,18 +33,22 @@ class LLMProgramWriter:
     """Prompt + sampler + extraction (:mod:`vpd.programs`), one prompt per distinct question.
 
     ``prompter(question, choices) -> vpd.programs.Prompt`` replaces the default prompt builder
-    (tests). With ``greedy_first`` the first of the k candidates is greedy.
+    (tests). With ``greedy_first`` the first of the k candidates is greedy. With
+    ``exclude_same_template`` no few-shot example written for the question's own template is shown
+    (leave-template-out, :func:`vpd.programs.retrieval.same_template`).
     """
 
     def __init__(self, sampler: Any, *, tools: Iterable[str] | None, fewshot: str, temperature: float,
                  max_tokens: int, stats: "SessionStats", greedy_first: bool = True,
-                 prompter: Callable[[str, tuple[str, ...] | None], Any] | None = None) -> None:
+                 prompter: Callable[[str, tuple[str, ...] | None], Any] | None = None,
+                 exclude_same_template: bool = False) -> None:
         self.sampler = sampler
         self.tools = list(tools) if tools is not None else None
         self.fewshot = fewshot
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.greedy_first = greedy_first
+        self.exclude_same_template = exclude_same_template
         self.stats = stats
         self._lock = threading.Lock()
         self._prompter = prompter or self._build_prompt
@@ -55,7 +59,8 @@ class LLMProgramWriter:
         ctx = getattr(self.sampler, "context_tokens", None)
         budget = ctx - self.max_tokens if ctx else None
         return build_program_prompt(question, choices, tools=self.tools, mode=self.fewshot, budget_tokens=budget,
-                                    count_tokens=getattr(self.sampler, "count_tokens", None))
+                                    count_tokens=getattr(self.sampler, "count_tokens", None),
+                                    exclude_same_template=self.exclude_same_template)
 
     def warm(self, questions: Sequence[tuple[str, tuple[str, ...] | None]]) -> None:
         """Build the shared prompt builder and its models (MiniLM, the library matrix) and embed
@@ -68,13 +73,13 @@ class LLMProgramWriter:
         warm_prompts(questions, self.tools, mode=self.fewshot, count_tokens=getattr(self.sampler, "count_tokens", None))
 
     def prompt_fingerprint(self) -> str | None:
-        """What the prompts are made of (see :func:`vpd.programs.prompt.prompt_fingerprint`);
-        None with a custom ``prompter``."""
+        """What the prompts are made of (see :func:`vpd.programs.prompt.prompt_fingerprint`; ``+lto``
+        marks leave-template-out, so a resumed run cannot switch it); None with a custom ``prompter``."""
         if self._prompter != self._build_prompt:
             return None
         from vpd.programs.prompt import prompt_fingerprint
 
-        return prompt_fingerprint(self.tools)
+        return prompt_fingerprint(self.tools) + ("+lto" if self.exclude_same_template else "")
 
     def sample(self, questions: Sequence[tuple[str, tuple[str, ...] | None]], k: int, *, seed: int) -> list[list[Sample]]:
         """``k`` samples per question; safe to call from several threads (counters under a lock)."""

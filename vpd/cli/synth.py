@@ -31,6 +31,9 @@ def synth(
     no_labels: bool = typer.Option(False, "--no-labels", help="Do not verify: answer by majority vote and record the "
                                    "chosen program's trace (predictions.jsonl) for `vpd rationalize`."),
     fewshot: str = typer.Option("nearest", "--fewshot", help="Few-shot examples: nearest | fixed."),
+    exclude_same_template: bool = typer.Option(False, "--exclude-same-template",
+                                               help="Leave-template-out: never show a few-shot program written "
+                                                    "for the question's own template."),
     workers: int = typer.Option(2, "--workers", min=1, help="Sandbox worker processes."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
     temperature: float = typer.Option(0.7, "--temperature", min=0.0, help="Sampling temperature (0 = greedy)."),
@@ -100,6 +103,7 @@ def synth(
     k = k if k is not None else (1 if no_labels else 5)
     cfg = SynthConfig(data=str(data), out=str(out), llm=llm, tools=tools, k=k, resume=resume, overwrite=overwrite,
                       limit=limit, split=normalize_split(split), reuse=not no_reuse, labels=not no_labels, fewshot=fewshot,
+                      exclude_same_template=exclude_same_template,
                       workers=workers, seed=seed, temperature=temperature, select=select, max_tokens=max_tokens,
                       timeout_s=timeout_s, memory_mb=memory_mb, cache=cache, checker=checker, judge=judge,
                       llm_batch=llm_batch, overlap=overlap, greedy_first=greedy_first, share_analyses=shared_analyses,
