@@ -37,7 +37,7 @@ from vpd.programs.retrieval import Retriever, same_template
 from vpd.programs.sampler_base import estimate_tokens
 
 #: Bump on any change to the prompt text, the library or retrieval.
-PROMPT_VERSION = "vpd-programs-v1"
+PROMPT_VERSION = "vpd-programs-v2"  # v2: 32 general composition programs (source: general)
 
 #: The code every prompt ends with; the completion continues it.
 CODE_PREFIX = "def execute_command(image):\n    image_patch = ImagePatch(image)\n"

@@ -86,18 +86,30 @@ def structure_text(question: str, choices: Sequence[str] | None = None) -> str:
     return text
 
 
-def _template_regex(template: str) -> "re.Pattern[str]":
+def template_matches(template: str, question: str) -> bool:
+    """Whether ``question`` is ``template`` filled in: each ``{color}``/``{shape2}``/``{size}`` … slot
+    holds one word of that placeholder's kind (:func:`structure_text`'s vocabularies); a slot of
+    another name holds any one word."""
     pattern = re.escape(" ".join(template.split()))
-    for key in re.findall(r"\{(\w+)\}", template):
-        pattern = pattern.replace(re.escape("{" + key + "}"), r"[\w-]+", 1)
-    return re.compile(pattern, re.IGNORECASE)
+    slots = re.findall(r"\{(\w+)\}", template)
+    for i, key in enumerate(slots):
+        pattern = pattern.replace(re.escape("{" + key + "}"), f"(?P<s{i}>[\\w-]+?)", 1)
+    m = re.fullmatch(pattern, " ".join(question.split()), re.IGNORECASE)
+    if m is None:
+        return False
+    kinds = {name for name, _ in _PLACEHOLDERS}
+    for i, key in enumerate(slots):
+        kind = key.rstrip("0123456789")
+        if kind in kinds and _classify(m.group(f"s{i}").lower()) != kind:
+            return False
+    return True
 
 
 def same_template(program: LibraryProgram, question: str, choices: Sequence[str] | None = None) -> bool:
     """True when ``program`` was written for the question's template: its ``Template:`` matches the
-    question (fillers as single words), or both have the same :func:`structure_text` (a library
+    question (:func:`template_matches`), or both have the same :func:`structure_text` (a library
     example without a template that is the question with other filler words)."""
-    if program.template and _template_regex(program.template).fullmatch(" ".join(question.split())):
+    if program.template and template_matches(program.template, question):
         return True
     return structure_text(program.question, program.choices) == structure_text(question, choices)
 

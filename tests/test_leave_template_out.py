@@ -110,3 +110,23 @@ def test_fewshot_eval_reports_no_same_template_example(tmp_path):
         fe.PromptBuilder = real
     assert plain.same_template_last > 0 and lto.same_template_last == 0.0 and lto.exclude_same_template
     assert lto.questions == plain.questions == len(examples)
+
+
+def test_template_matches_checks_the_filler_kinds():
+    from vpd.programs.retrieval import template_matches
+
+    assert template_matches("What color is the {size} {shape}?", "What color is the small cube?")
+    assert not template_matches("What color is the {size} {shape}?", "What color is the leftmost object?")
+    assert template_matches("How many {shape}s are above the {color2} {shape2}?",
+                            "How many spheres are above the red cube?")
+
+
+def test_general_library_teaches_composition_outside_the_templates():
+    general = [p for p in LIB if p.source == "general"]
+    assert len(general) >= 24
+    assert {"count_simple", "count_complex", "exists", "attribute", "spatial", "compare", "choice"} <= {
+        p.qtype for p in general}
+    others = {structure_text(p.question, p.choices) for p in LIB if p.source != "general"}
+    for p in general:
+        assert not p.template and not any(same_template(q, p.question, p.choices) for q in LIB if q.template), p.id
+        assert structure_text(p.question, p.choices) not in others, p.id
