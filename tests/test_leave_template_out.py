@@ -122,11 +122,11 @@ def test_template_matches_checks_the_filler_kinds():
 
 
 def test_general_library_teaches_composition_outside_the_templates():
-    general = [p for p in LIB if p.source == "general"]
-    assert len(general) >= 24
+    general = [p for p in LIB if p.source == "composition"]
+    assert len(general) == 31
     assert {"count_simple", "count_complex", "exists", "attribute", "spatial", "compare", "choice"} <= {
         p.qtype for p in general}
-    others = {structure_text(p.question, p.choices) for p in LIB if p.source != "general"}
+    others = {structure_text(p.question, p.choices) for p in LIB if p.source != "composition"}
     for p in general:
         assert not p.template and not any(same_template(q, p.question, p.choices) for q in LIB if q.template), p.id
         assert structure_text(p.question, p.choices) not in others, p.id

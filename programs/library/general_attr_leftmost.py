@@ -1,7 +1,7 @@
 """Question: What color is the leftmost object?
 Answer: a colour word
 Qtype: attribute
-Source: general
+Source: composition
 """
 
 

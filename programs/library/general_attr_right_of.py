@@ -1,7 +1,7 @@
 """Question: What shape is the object right of the red cube?
 Answer: a shape word
 Qtype: attribute
-Source: general
+Source: composition
 """
 
 

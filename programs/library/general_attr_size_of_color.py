@@ -1,7 +1,7 @@
 """Question: Is the blue cylinder small or large?
 Answer: small or large
 Qtype: attribute
-Source: general
+Source: composition
 """
 
 

@@ -1,7 +1,7 @@
 """Question: What shape is the highest object?
 Answer: a shape word
 Qtype: attribute
-Source: general
+Source: composition
 """
 
 

@@ -2,7 +2,7 @@
 Choices: 0 | 2 | 1 | 3
 Answer: the letter of the right option
 Qtype: choice
-Source: general
+Source: composition
 """
 
 

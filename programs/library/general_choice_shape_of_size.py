@@ -2,7 +2,7 @@
 Choices: cube | sphere | triangle | cylinder
 Answer: the letter of the right option
 Qtype: choice
-Source: general
+Source: composition
 """
 
 

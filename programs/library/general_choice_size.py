@@ -2,7 +2,7 @@
 Choices: small | large
 Answer: the letter of the right option
 Qtype: choice
-Source: general
+Source: composition
 """
 
 

@@ -1,7 +1,7 @@
 """Question: How many more blue objects than green objects are there?
 Answer: a number as digits (0 if not more)
 Qtype: count_complex
-Source: general
+Source: composition
 """
 
 

@@ -1,7 +1,7 @@
 """Question: Are there as many cubes as cylinders?
 Answer: yes or no
 Qtype: compare
-Source: general
+Source: composition
 """
 
 

@@ -1,7 +1,7 @@
 """Question: Are there fewer spheres than red objects?
 Answer: yes or no
 Qtype: compare
-Source: general
+Source: composition
 """
 
 

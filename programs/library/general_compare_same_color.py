@@ -1,7 +1,7 @@
 """Question: Do the cube and the sphere have the same color?
 Answer: yes or no
 Qtype: compare
-Source: general
+Source: composition
 """
 
 

@@ -1,7 +1,7 @@
 """Question: Is the yellow sphere smaller than the purple cube?
 Answer: yes or no
 Qtype: compare
-Source: general
+Source: composition
 """
 
 

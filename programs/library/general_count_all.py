@@ -1,7 +1,7 @@
 """Question: How many objects are there in total?
 Answer: a number as digits
 Qtype: count_simple
-Source: general
+Source: composition
 """
 
 

@@ -1,7 +1,7 @@
 """Question: How many objects are between the red cube and the green sphere horizontally?
 Answer: a number as digits
 Qtype: count_complex
-Source: general
+Source: composition
 """
 
 

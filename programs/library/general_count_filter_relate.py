@@ -1,7 +1,7 @@
 """Question: How many small objects are above the large blue sphere?
 Answer: a number as digits (the reference object is not counted)
 Qtype: count_complex
-Source: general
+Source: composition
 """
 
 

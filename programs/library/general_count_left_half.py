@@ -1,7 +1,7 @@
 """Question: How many triangles are in the left half of the image?
 Answer: a number as digits
 Qtype: count_complex
-Source: general
+Source: composition
 """
 
 

@@ -1,7 +1,7 @@
 """Question: How many cubes are not red?
 Answer: a number as digits
 Qtype: count_complex
-Source: general
+Source: composition
 """
 
 

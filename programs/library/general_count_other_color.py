@@ -1,7 +1,7 @@
 """Question: How many objects have the same color as the small cube?
 Answer: a number as digits (the cube itself is not counted)
 Qtype: count_complex
-Source: general
+Source: composition
 """
 
 

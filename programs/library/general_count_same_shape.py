@@ -1,7 +1,7 @@
 """Question: How many other objects have the same shape as the yellow object?
 Answer: a number as digits
 Qtype: count_complex
-Source: general
+Source: composition
 """
 
 

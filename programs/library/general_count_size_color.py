@@ -1,7 +1,7 @@
 """Question: How many large red objects are there?
 Answer: a number as digits
 Qtype: count_simple
-Source: general
+Source: composition
 """
 
 

@@ -1,7 +1,7 @@
 """Question: How many spheres and cylinders are there altogether?
 Answer: a number as digits
 Qtype: count_simple
-Source: general
+Source: composition
 """
 
 

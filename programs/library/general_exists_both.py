@@ -1,7 +1,7 @@
 """Question: Are there both a red cube and a blue sphere?
 Answer: yes or no
 Qtype: exists
-Source: general
+Source: composition
 """
 
 

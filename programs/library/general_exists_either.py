@@ -1,7 +1,7 @@
 """Question: Is there a green cube or a green cylinder?
 Answer: yes or no
 Qtype: exists
-Source: general
+Source: composition
 """
 
 

@@ -1,7 +1,7 @@
 """Question: Are there no orange objects?
 Answer: yes or no
 Qtype: exists
-Source: general
+Source: composition
 """
 
 

@@ -1,7 +1,7 @@
 """Question: Is any of the spheres large?
 Answer: yes or no
 Qtype: exists
-Source: general
+Source: composition
 """
 
 

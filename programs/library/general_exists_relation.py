@@ -1,7 +1,7 @@
 """Question: Is there a cube to the left of the purple sphere?
 Answer: yes or no
 Qtype: exists
-Source: general
+Source: composition
 """
 
 

@@ -1,7 +1,7 @@
 """Question: Are all the spheres left of the blue cube?
 Answer: yes or no
 Qtype: spatial
-Source: general
+Source: composition
 """
 
 

@@ -1,7 +1,7 @@
 """Question: Which color is the object closest to the green cube?
 Answer: a colour word
 Qtype: spatial
-Source: general
+Source: composition
 """
 
 

@@ -1,7 +1,7 @@
 """Question: Is the red triangle to the right of the cyan cube?
 Answer: yes or no
 Qtype: spatial
-Source: general
+Source: composition
 """
 
 

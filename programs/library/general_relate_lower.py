@@ -1,7 +1,7 @@
 """Question: Is the large cube lower than the small sphere?
 Answer: yes or no
 Qtype: spatial
-Source: general
+Source: composition
 """
 
 
