@@ -160,7 +160,8 @@ def compare_modes(sampler: Sampler, examples: Sequence[Example], *, modes: Seque
             correct_within_k=within / n, same_template_last=same_last / n,
             per_qtype={q: {"n": len(v), "greedy": sum(a for a, _ in v) / len(v), "within_k": sum(b for _, b in v) / len(v)}
                        for q, v in sorted(per.items())},
-            seconds=time.perf_counter() - t0, completion_tokens=tokens, exclude_same_template=exclude_same_template))
+            seconds=time.perf_counter() - t0, completion_tokens=tokens,
+            exclude_same_template=exclude_same_template))
         if on_mode:
             on_mode(results[-1])
     return results

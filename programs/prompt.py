@@ -19,10 +19,10 @@ Completion style (works for base models; chat models answer with a full function
 
 Examples are the ``k`` nearest by question structure (most similar **last**), or a fixed set
 (``mode="fixed"``, for comparison); ``exclude_same_template`` leaves out examples written for the
-question's own template (leave-template-out, :func:`vpd.programs.retrieval.same_template`). A token budget drops examples — the least similar first —
-and never the API. :data:`PROMPT_VERSION` is written into every result; :func:`prompt_fingerprint`
-hashes what a prompt is actually made of (API section, library, fixed set, stops), so a resumed run
-notices a prompt change that nobody versioned.
+question's own template (leave-template-out, :func:`vpd.programs.retrieval.same_template`). A token
+budget drops examples — the least similar first — and never the API. :data:`PROMPT_VERSION` is
+written into every result; :func:`prompt_fingerprint` hashes what a prompt is actually made of (API
+section, library, fixed set, stops), so a resumed run notices a prompt change that nobody versioned.
 """
 
 from __future__ import annotations

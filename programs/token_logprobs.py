@@ -15,9 +15,10 @@ class LogprobRecorder:
     Called once per decoding step with the scores ``generate`` has processed so far. transformers
     (5.x) runs custom processors after its own processors (repetition penalty, minimum length …;
     none under the sampler's settings) and *before* the sampling warpers (temperature, top-k,
-    top-p), so these are the model's raw logits: the score is the untempered model's, whatever
-    the sampling temperature (a test checks it against teacher forcing). A step's distribution is kept until the next call, whose ``input_ids`` end with the token
-    chosen from it; :meth:`finish` takes the last chosen token. Memory: one (B, V) float tensor.
+    top-p), so these are the model's raw logits: the score is the untempered model's, whatever the
+    sampling temperature (a test checks it against teacher forcing). A step's distribution is kept
+    until the next call, whose ``input_ids`` end with the token chosen from it; :meth:`finish` takes
+    the last chosen token. Memory: one (B, V) float tensor.
     """
 
     def __init__(self) -> None:

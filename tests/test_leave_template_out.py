@@ -101,8 +101,11 @@ def test_fewshot_eval_reports_no_same_template_example(tmp_path):
     import vpd.programs.fewshot_eval as fe
 
     real = fe.PromptBuilder
-    monkey = lambda tools, **kw: real(tools, retriever=Retriever(kw.get("library") or LIB, embedder=FakeEmbedder()), **kw)  # noqa: E731
-    fe.PromptBuilder = monkey
+
+    def builder_with_fake_embedder(tools, **kw):
+        return real(tools, retriever=Retriever(kw.get("library") or LIB, embedder=FakeEmbedder()), **kw)
+
+    fe.PromptBuilder = builder_with_fake_embedder
     try:
         plain = compare_modes(sampler, examples, modes=("nearest",), k=1)[0]
         lto = compare_modes(sampler, examples, modes=("nearest",), k=1, exclude_same_template=True)[0]
