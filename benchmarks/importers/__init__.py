@@ -7,7 +7,9 @@ published, keeps the labels (all annotator answers where the benchmark has sever
 is downloaded or copied, except MMBench's base64 images, which are decoded into ``OUT/images/``).
 
 Bad records (missing image, no answer, unknown split, malformed) are never dropped silently:
-each becomes a :class:`BadRecord` in ``OUT/import_report.json`` and a console line.
+each becomes a :class:`BadRecord` in ``OUT/import_report.json`` and a console line. Test splits
+published without answers (each importer's ``unlabelled`` splits) are imported with ``answer``
+null and reported as ``unlabelled_split``, not as bad records.
 
 >>> report = run_import("vqav2", "/data/vqa", split="val", out="data/vqav2-val")  # doctest: +SKIP
 """

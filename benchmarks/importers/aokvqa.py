@@ -7,8 +7,9 @@ correct_choice_idx, direct_answers, difficult_direct_answer, rationales}``; imag
 Each example is multiple choice, like the rest of vpd: ``choices`` = the four option texts,
 ``answer`` = the letter of ``correct_choice_idx`` (``A``-``D``), ``metadata``: ``answer_text``
 (the correct choice), ``answers`` = the ten ``direct_answers`` (the DA labels), ``rationales``,
-``difficult_direct_answer``, ``image_id``, ``split``, ``source``. The test split has no answers
-and is written unlabelled.
+``difficult_direct_answer``, ``image_id``, ``split``, ``source``. The test split is published
+without ``correct_choice_idx``, ``direct_answers`` and ``rationales``: it is registered as
+unlabelled and its examples have ``answer`` null and no ``answers``/``rationales``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def coco2017_image(root: Path, split: str, image_id: int) -> Path:
     return nested if nested.is_file() or not (root / name).is_file() else root / name
 
 
-@register_importer("aokvqa", splits=("train", "val", "test"),
+@register_importer("aokvqa", splits=("train", "val", "test"), unlabelled=("test",),
                    layout="aokvqa_v1p0_<split>.json; COCO 2017 images (<split>2017/<image_id:012d>.jpg) under --images")
 def read_aokvqa(ctx: ImportContext) -> Iterator[Example | BadRecord]:
     file = ctx.find("aokvqa_v1p0_{split}.json", "aokvqa_*_{split}.json")
@@ -48,7 +49,7 @@ def read_aokvqa(ctx: ImportContext) -> Iterator[Example | BadRecord]:
             continue
         choices = tuple(str(c) for c in q["choices"])
         idx = q.get("correct_choice_idx")
-        if ctx.split != "test" and not (isinstance(idx, int) and 0 <= idx < len(choices)):
+        if not ctx.unlabelled and not (isinstance(idx, int) and 0 <= idx < len(choices)):
             yield BadRecord(record_id=rid, reason=NO_ANSWER, file=file.name,
                             detail=f"correct_choice_idx {idx!r} does not name a choice", record=q)
             continue
@@ -63,8 +64,12 @@ def read_aokvqa(ctx: ImportContext) -> Iterator[Example | BadRecord]:
             continue
         labelled = isinstance(idx, int) and 0 <= idx < len(choices)
         meta = {"split": ctx.split, "source": "aokvqa", "question_id": q["question_id"], "image_id": q["image_id"],
-                "answer_text": choices[idx] if labelled else None,
-                "answers": [str(a) for a in q.get("direct_answers") or []],
-                "difficult_direct_answer": q.get("difficult_direct_answer"), "rationales": q.get("rationales") or []}
+                "difficult_direct_answer": q.get("difficult_direct_answer")}
+        if labelled:
+            meta["answer_text"] = choices[idx]
+        if q.get("direct_answers") or not ctx.unlabelled:  # the DA labels (none in the test release)
+            meta["answers"] = [str(a) for a in q.get("direct_answers") or []]
+        if q.get("rationales") or not ctx.unlabelled:
+            meta["rationales"] = q.get("rationales") or []
         yield Example(id=rid, image=image, question=str(q["question"]), answer=LETTERS[idx] if labelled else None,
                       choices=choices, qtype="aokvqa", metadata=meta)

@@ -5,6 +5,11 @@ splits its release has. :func:`run_import` streams its output into ``OUT/example
 format :mod:`vpd.datasets` reads; image paths absolute), writes ``OUT/import_report.json`` (counts
 and every bad record with its original fields) and ``OUT/dataset.json`` (what was imported from
 where), and calls ``on_bad`` once per bad record so the CLI can print a line for each.
+
+A split registered in ``unlabelled`` (the test splits whose release ships no answers) is imported
+with ``answer`` null: :attr:`ImportContext.unlabelled` tells the importer not to report the
+missing answers as ``no answer``, and the report says ``unlabelled_split`` with the count of
+``unlabelled`` examples (for ``vpd synth --no-labels --split SPLIT``).
 """
 
 from __future__ import annotations
@@ -51,12 +56,14 @@ class BadRecord:
 @dataclass(frozen=True, kw_only=True)
 class ImportContext:
     """What an importer reads: ``source`` (the release file or folder), the ``split`` asked for,
-    ``images`` (image root; default: ``source`` if a folder, else its folder) and ``out``."""
+    ``images`` (image root; default: ``source`` if a folder, else its folder), ``out`` and
+    ``unlabelled`` (the release of this split has no answers: write examples with ``answer`` null)."""
 
     source: Path
     split: str
     out: Path
     images: Path | None = None
+    unlabelled: bool = False
 
     @property
     def image_root(self) -> Path:
@@ -84,22 +91,28 @@ Reader = Callable[[ImportContext], Iterator["Example | BadRecord"]]
 
 @dataclass(frozen=True, kw_only=True)
 class Importer:
-    """A registered converter: its ``name``, the ``splits`` of the release and its ``read`` generator."""
+    """A registered converter: its ``name``, the ``splits`` of the release (``unlabelled``: those
+    published without answers) and its ``read`` generator."""
 
     name: str
     splits: tuple[str, ...]
     read: Reader
     layout: str = ""  # the release files and image layout it expects (shown by the CLI)
+    unlabelled: tuple[str, ...] = ()
 
 
 IMPORTERS: Registry[Importer] = Registry("importer")
 
 
-def register_importer(name: str, *, splits: tuple[str, ...], layout: str) -> Callable[[Reader], Reader]:
-    """Decorator: register ``read`` as the importer ``name``."""
+def register_importer(name: str, *, splits: tuple[str, ...], layout: str,
+                      unlabelled: tuple[str, ...] = ()) -> Callable[[Reader], Reader]:
+    """Decorator: register ``read`` as the importer ``name``; ``unlabelled``: the splits (of
+    ``splits``) whose official files carry no answers."""
+    if not set(unlabelled) <= set(splits):
+        raise ValueError(f"{name}: unlabelled splits {unlabelled} not all in {splits}")
 
     def deco(read: Reader) -> Reader:
-        IMPORTERS.add(name, Importer(name=name, splits=splits, read=read, layout=layout))
+        IMPORTERS.add(name, Importer(name=name, splits=splits, read=read, layout=layout, unlabelled=unlabelled))
         return read
 
     return deco
@@ -107,7 +120,8 @@ def register_importer(name: str, *, splits: tuple[str, ...], layout: str) -> Cal
 
 @dataclass(frozen=True, kw_only=True)
 class ImportReport:
-    """The outcome of one import: counts and every bad record."""
+    """The outcome of one import: counts and every bad record. ``unlabelled_split``: the split's
+    release has no answers, so its examples are written unlabelled (not reported as bad)."""
 
     importer: str
     split: str
@@ -117,6 +131,12 @@ class ImportReport:
     labelled: int
     multi_answer: int  # examples with several annotator answers in metadata["answers"]
     bad: tuple[BadRecord, ...] = ()
+    unlabelled_split: bool = False
+
+    @property
+    def unlabelled(self) -> int:
+        """Examples written without an answer."""
+        return self.examples - self.labelled
 
     @property
     def bad_by_reason(self) -> dict[str, int]:
@@ -124,7 +144,8 @@ class ImportReport:
 
     def summary(self) -> dict[str, JSON]:
         return {"importer": self.importer, "split": self.split, "source": self.source, "out": self.out,
-                "examples": self.examples, "labelled": self.labelled, "multi_answer": self.multi_answer,
+                "examples": self.examples, "labelled": self.labelled, "unlabelled": self.unlabelled,
+                "unlabelled_split": self.unlabelled_split, "multi_answer": self.multi_answer,
                 "bad": len(self.bad), "bad_by_reason": self.bad_by_reason}
 
     def to_dict(self) -> dict[str, JSON]:
@@ -168,7 +189,7 @@ def run_import(name: str, source: str | Path, *, split: str, out: str | Path, im
     if split not in imp.splits:
         raise ImportSourceError(f"unknown split {split!r} for {name} (use {', '.join(imp.splits)})")
     ctx = ImportContext(source=Path(source), split=split, out=Path(out),
-                        images=Path(images) if images is not None else None)
+                        images=Path(images) if images is not None else None, unlabelled=split in imp.unlabelled)
     ctx.out.mkdir(parents=True, exist_ok=True)
     bad: list[BadRecord] = []
     counts = [0, 0, 0]
@@ -181,7 +202,7 @@ def run_import(name: str, source: str | Path, *, split: str, out: str | Path, im
     n, labelled, multi = counts
     tmp.replace(ctx.out / "examples.jsonl")
     report = ImportReport(importer=name, split=split, source=str(ctx.source), out=str(ctx.out), examples=n,
-                          labelled=labelled, multi_answer=multi, bad=tuple(bad))
+                          labelled=labelled, multi_answer=multi, bad=tuple(bad), unlabelled_split=ctx.unlabelled)
     (ctx.out / REPORT_FILE).write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
     meta = {"generator": f"vpd data import {name}", "layout": imp.layout,
             "image_root": str(ctx.image_root.resolve()), **report.summary()}

@@ -15,7 +15,9 @@ the test splits), or the same file name directly in ``IMAGES``.
 Each example: ``answer`` = ``multiple_choice_answer`` (else the most frequent annotator answer),
 ``metadata["answers"]`` = the ten annotator answers in order (what the VQA scorer needs),
 ``question_id``, ``image_id``, ``question_type``, ``answer_type``, ``split``, ``source``.
-Test splits have no annotations: their examples are written unlabelled.
+The test splits (``test``, ``test-dev``: 2015 questions, no annotations file) are registered as
+unlabelled: only the questions file is read and every example has ``answer`` null (no ``answers``).
+OK-VQA publishes no unlabelled split (its val annotations are the test set).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from vpd.benchmarks.importers.base import (
 from vpd.types import Example
 
 _COCO_DIR = {"train": "train2014", "val": "val2014", "test": "test2015", "test-dev": "test2015"}
-_UNLABELLED = ("test", "test-dev")
+_TEST_2015 = ("test", "test-dev")
 
 
 def coco_image(root: Path, split: str, image_id: int) -> Path:
@@ -51,14 +53,14 @@ def majority_answer(answers: list[str]) -> str:
 
 def _read_vqa_format(ctx: ImportContext, source: str, q_patterns: tuple[str, ...],
                      a_patterns: tuple[str, ...]) -> Iterator[Example | BadRecord]:
-    year = "2015" if ctx.split in _UNLABELLED else "2014"
+    year = "2015" if ctx.split in _TEST_2015 else "2014"
     split_tag = ctx.split + year
     q_file = _find(ctx, q_patterns, split_tag)
     questions = load_json(q_file)
     if not isinstance(questions, dict) or not isinstance(questions.get("questions"), list):
         raise ImportSourceError(f"{q_file}: expected {{'questions': [...]}} (VQA questions format)")
     annotations: dict[str, dict] = {}
-    if ctx.split not in _UNLABELLED:
+    if not ctx.unlabelled:
         a_file = _find(ctx, a_patterns, split_tag)
         data = load_json(a_file)
         if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
@@ -75,7 +77,7 @@ def _read_vqa_format(ctx: ImportContext, source: str, q_patterns: tuple[str, ...
         answers: list[str] = []
         if ann is not None:
             answers = [str(a["answer"]) for a in ann.get("answers") or [] if isinstance(a, dict) and "answer" in a]
-        if ctx.split not in _UNLABELLED and not answers:
+        if not ctx.unlabelled and not answers:
             yield BadRecord(record_id=qid, reason=NO_ANSWER, file=file,
                             detail="no annotation" if ann is None else "annotation has no answers", record=q)
             continue
@@ -101,7 +103,7 @@ def _find(ctx: ImportContext, patterns: tuple[str, ...], split_tag: str) -> Path
     return ImportContext(source=ctx.source, split=split_tag, out=ctx.out).find(*patterns)
 
 
-@register_importer("vqav2", splits=("train", "val", "test-dev", "test"),
+@register_importer("vqav2", splits=("train", "val", "test-dev", "test"), unlabelled=_TEST_2015,
                    layout="v2_OpenEnded_mscoco_<split>_questions.json + v2_mscoco_<split>_annotations.json; "
                           "COCO images under --images")
 def read_vqav2(ctx: ImportContext) -> Iterator[Example | BadRecord]:

@@ -143,7 +143,10 @@ def import_cmd(
 
     Every record that cannot be imported (missing image, no answer, unknown split, malformed) is
     printed as one line on stderr and listed in OUT/import_report.json; the last line on stdout is
-    a JSON summary with the counts.
+    a JSON summary with the counts. Test splits published without answers (vqav2 test/test-dev,
+    gqa test/challenge/submission, aokvqa test, mmbench test) are imported unlabelled
+    ("unlabelled_split": true) for `vpd synth --no-labels`. GQA's --from may be the
+    train_all_questions/ chunk folder or a quoted glob of chunks.
     """
     from vpd.benchmarks.importers import ImportSourceError, importer_names, run_import
     from vpd.registry import UnknownNameError
@@ -164,4 +167,7 @@ def import_cmd(
                f"several annotator answers) to {out}/examples.jsonl; {len(report.bad)} bad record(s)"
                + (f" {report.bad_by_reason}" if report.bad else "") + f", listed in {out}/import_report.json",
                err=True)
+    if report.unlabelled_split:
+        typer.echo(f"unlabelled split: the {name} {split} release has no answers; {report.unlabelled} examples "
+                   f"written with answer null (use them with `vpd synth --no-labels --split {split}`)", err=True)
     typer.echo(json.dumps(report.summary()))
