@@ -248,6 +248,19 @@ def split_by_image(triples: Sequence[Triple], test_frac: float, seed: int = 0) -
     return train, test
 
 
+def heldout_split(labelled: Sequence[Triple], y: np.ndarray, test_frac: float, seed: int = 0
+                  ) -> tuple[list[int], list[int]]:
+    """Train/test indices of ``labelled`` (labels ``y``): by image, or a seeded split by triple when
+    the image split leaves no test triples or only one class among them."""
+    tr, te = split_by_image(labelled, test_frac, seed)
+    if not te or len(set(y[te].tolist())) < 2:
+        rng = np.random.default_rng(seed)
+        perm = rng.permutation(len(labelled))
+        k = max(1, int(round(len(labelled) * test_frac)))
+        te, tr = sorted(perm[:k].tolist()), sorted(perm[k:].tolist())
+    return tr, te
+
+
 def train_critic(triples: Sequence[Triple], verbs: Mapping[str, Verbalisation], *, embedder: Any = None,
                  test_frac: float = 0.3, seed: int = 0, c: float = 1.0, threshold: float = 0.8,
                  features: np.ndarray | None = None) -> tuple[Critic, Metrics, dict[str, Any]]:
@@ -266,12 +279,7 @@ def train_critic(triples: Sequence[Triple], verbs: Mapping[str, Verbalisation], 
     if len(set(y.tolist())) < 2:
         raise ValueError("the labels hold only one class; the critic needs accepted and rejected triples")
     x = features if features is not None else critic_features(labelled, verbs, embedder)
-    tr, te = split_by_image(labelled, test_frac, seed)
-    if not te or len(set(y[te])) < 2:  # too few images for an image split: fall back to a seeded split by triple
-        rng = np.random.default_rng(seed)
-        perm = rng.permutation(len(labelled))
-        k = max(1, int(round(len(labelled) * test_frac)))
-        te, tr = sorted(perm[:k].tolist()), sorted(perm[k:].tolist())
+    tr, te = heldout_split(labelled, y, test_frac, seed)
     if len(set(y[tr])) < 2:
         raise ValueError("the training labels hold only one class; the critic needs accepted and rejected triples")
     mean = x[tr].mean(axis=0)

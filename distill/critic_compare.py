@@ -1,5 +1,7 @@
 """``vpd lskd compare-critics``: the text-only and the image-aware critic on the same held-out triples.
 
+Also ``python -m vpd.distill.critic_compare RUN``; both print :func:`format_table` and :func:`summary_line`.
+
 Training data: the run's scene-labelled triples (``lskd_all.jsonl``) plus an optional
 human-labelled JSONL (LSKD records with ``label`` accept/reject), plus **simulated tool errors**
 (:func:`tool_error_triples`): for attribute triples whose label is *correct*, the region's
@@ -129,6 +131,12 @@ def format_table(section: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def summary_line(section: dict[str, Any]) -> str:
+    """The line printed under the table: threshold, split sizes, where the image-aware critic went."""
+    return (f"threshold {section['threshold']}; {section['n_train']} training / {section['n_test']} held-out triples "
+            f"(split by image); image-aware critic saved to {section['image_critic']}")
+
+
 def rejection_rate(scores: Sequence[float], threshold: float) -> float:
     """Share of ``scores`` below ``threshold`` (triples a critic rejects)."""
     s = np.asarray(scores, dtype=float)
@@ -152,8 +160,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     section = compare_critics(a.run, labels=a.labels, student=a.student, out=a.out, test_frac=a.test_frac,
                               seed=a.seed, threshold=a.threshold, augment=not a.no_augment)
     print(format_table(section))
-    print(f"threshold {section['threshold']}; {section['n_train']} training / {section['n_test']} held-out triples "
-          f"(split by image); image-aware critic saved to {section['image_critic']}")
+    print(summary_line(section))
 
 
 if __name__ == "__main__":

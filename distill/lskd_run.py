@@ -8,8 +8,13 @@ Output folder ``RUN/``:
 * ``lskd.jsonl`` — the kept triples (critic score >= threshold; sources ``llm``/``verbaliser``);
 * ``lskd_rejects.jsonl`` — completions/triples that could not be parsed or cite unknown regions;
 * ``critic/`` — the critic trained here (when none was given and labels exist);
-* ``report.json`` — section ``lskd`` (counts, critic P/R/F1 on held-out labelled triples, the
-  accuracy of kept vs all triples, ``unfiltered`` and ``warnings``).
+* ``report.json`` — section ``lskd`` (counts, the critic's kind (``critic_kind``) and P/R/F1 on
+  held-out labelled triples, the accuracy of kept vs all triples, ``unfiltered`` and ``warnings``).
+
+The critic is of kind ``critic_kind`` (:mod:`vpd.distill.critic_kinds`: ``image``, the default, sees
+the cited regions' pixels; ``text`` reads only the triple and the verbalisation); each record of
+``lskd_all.jsonl`` names the kind that gave its ``prediction`` (``critic_kind``, null if unscored).
+A ``--critic`` folder must hold a critic of that kind (else ValueError).
 
 Only the images of dataset split ``split`` are used (``vpd lskd --split``, default ``train`` on the
 CLI; None: every split; :mod:`vpd.splits`); each triple records its image's split (``split``), so
@@ -30,7 +35,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from vpd.distill.critic import Critic, Metrics, evaluate_scores, train_critic
+from vpd.distill.critic import Metrics, evaluate_scores
+from vpd.distill.critic_kinds import CRITIC_KINDS, DEFAULT_KIND, load_critic, train_kind
 from vpd.distill.lskd import LSKD_PROMPT_VERSION, Rejected, Triple, from_record, llm_triples, to_record
 from vpd.distill.lskd_templates import perturbed_triples, verbaliser_triples
 from vpd.distill.run_io import ReadStats, iter_jsonl, merge_report, write_jsonl
@@ -47,6 +53,7 @@ class LskdConfig:
     llm: str | None = "gemma"  # None / "none": no LLM triples
     tools: str = "shapes"
     critic: str | None = None
+    critic_kind: str = DEFAULT_KIND  # "image" | "text" (vpd.distill.critic_kinds)
     threshold: float = 0.8
     max_images: int | None = None
     split: str | None = None  # dataset split whose images are used (None / "all": every split)
@@ -69,6 +76,7 @@ class LskdReport:
     rejected: dict[str, int] = field(default_factory=dict)
     llm: dict[str, Any] = field(default_factory=dict)
     critic: dict[str, Any] = field(default_factory=dict)
+    critic_kind: str | None = None  # the kind that scored the triples (None: unscored)
     kept: int = 0
     kept_by_source: dict[str, int] = field(default_factory=dict)
     bad_lines: int = 0
@@ -122,6 +130,9 @@ def run_lskd(cfg: LskdConfig, *, sampler: Any = None, toolbox: Any = None, embed
     """
     from vpd.datasets import read_examples
 
+    CRITIC_KINDS.get(cfg.critic_kind)  # an unknown kind fails before any work ("did you mean ...")
+    # a --critic of the wrong kind is refused before any work too
+    loaded = load_critic(cfg.critic, cfg.critic_kind, embedder=embedder) if cfg.critic else None
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     report = LskdReport()
@@ -220,25 +231,26 @@ def run_lskd(cfg: LskdConfig, *, sampler: Any = None, toolbox: Any = None, embed
 
     # 4. critic
     t2 = time.perf_counter()
-    critic: Critic | None = None
+    critic: Any = None
     test_ids: set[str] | None = None
     if cfg.critic:
-        critic = Critic.load(cfg.critic, embedder=embedder)
-        report.critic = {"path": str(cfg.critic), "trained_here": False}
+        critic = loaded
+        report.critic = {"kind": cfg.critic_kind, "path": str(cfg.critic), "trained_here": False}
     elif any(t.label is not None for t in triples):
         try:
-            critic, _, summary = train_critic(triples, verbs, embedder=embedder, test_frac=cfg.test_frac,
-                                              seed=cfg.seed, threshold=cfg.threshold)
+            critic, _, summary = train_kind(cfg.critic_kind, triples, verbs, embedder=embedder,
+                                            test_frac=cfg.test_frac, seed=cfg.seed, threshold=cfg.threshold)
             critic.save(out / "critic")
             test_ids = set(summary["test_indices"])
-            report.critic = {"path": str(out / "critic"), "trained_here": True,
+            report.critic = {"kind": cfg.critic_kind, "path": str(out / "critic"), "trained_here": True,
                              **{k: v for k, v in summary.items() if k not in ("test_indices", "test_images")}}
         except ValueError as exc:
-            report.critic = {"error": str(exc)}
+            report.critic = {"kind": cfg.critic_kind, "error": str(exc)}
             log(f"[yellow]critic not trained: {exc}[/]" if show_progress else f"critic not trained: {exc}")
     if critic is not None:
         scores = critic.score(triples, verbs)
         triples = [replace(t, prediction=float(s)) for t, s in zip(triples, scores)]
+        report.critic_kind = cfg.critic_kind
     report.seconds["critic"] = round(time.perf_counter() - t2, 2)
 
     # 5. evaluation on held-out labelled triples, keep
@@ -269,6 +281,7 @@ def run_lskd(cfg: LskdConfig, *, sampler: Any = None, toolbox: Any = None, embed
     for t, k in zip(triples, kept_flags):
         rec = to_record(t, verbs.get(t.image), split=image_split.get(t.image, ""))
         rec["kept"] = bool(k)
+        rec["critic_kind"] = report.critic_kind if t.prediction is not None else None
         rec["label_reason"] = t.meta.get("label_reason")
         all_records.append(rec)
         if k:
@@ -314,10 +327,12 @@ def _parse_label(value: Any) -> bool | None:
 
 def train_critic_on_run(run: str | Path, *, labels: str | Path | None = None, out: str | Path | None = None,
                         threshold: float = 0.8, test_frac: float = 0.3, seed: int = 0,
-                        embedder: Any = None) -> tuple[Metrics, dict[str, Any]]:
-    """``vpd lskd train-critic``: train on the run's labelled triples (or a human-labelled JSONL
-    file of LSKD records with a ``label`` of accept/reject), save to ``out`` (default
-    ``RUN/critic``), write the metrics into ``RUN/report.json`` (section ``critic``)."""
+                        embedder: Any = None, kind: str = DEFAULT_KIND) -> tuple[Metrics, dict[str, Any]]:
+    """``vpd lskd train-critic``: train a ``kind`` critic (:mod:`vpd.distill.critic_kinds`) on the
+    run's labelled triples (or a human-labelled JSONL file of LSKD records with a ``label`` of
+    accept/reject), save to ``out`` (default ``RUN/critic``), write the metrics and the kind into
+    ``RUN/report.json`` (section ``critic``)."""
+    CRITIC_KINDS.get(kind)
     run = Path(run)
     verbs = read_verbalisations(run / "verbalisations.jsonl")
     stats = ReadStats()
@@ -333,10 +348,11 @@ def train_critic_on_run(run: str | Path, *, labels: str | Path | None = None, ou
         triples = read_lskd(run / "lskd_all.jsonl", stats)
     missing = sum(1 for t in triples if t.image not in verbs)
     triples = [t for t in triples if t.image in verbs]
-    critic, metrics, summary = train_critic(triples, verbs, embedder=embedder, test_frac=test_frac, seed=seed,
-                                            threshold=threshold)
+    critic, metrics, summary = train_kind(kind, triples, verbs, embedder=embedder, test_frac=test_frac, seed=seed,
+                                          threshold=threshold)
     folder = critic.save(Path(out) if out else run / "critic")
-    section = {"path": str(folder), "labels": str(labels) if labels else "scene", "heldout": metrics.to_dict(),
+    section = {"kind": kind, "path": str(folder), "labels": str(labels) if labels else "scene",
+               "heldout": metrics.to_dict(),
                "n_labelled": summary["n_labelled"], "n_train": summary["n_train"], "n_test": summary["n_test"],
                "skipped_no_verbalisation": missing, "bad_lines": stats.bad_lines}
     merge_report(run, "critic", section)

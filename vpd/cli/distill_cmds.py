@@ -1,4 +1,5 @@
-"""`vpd rationalize`, `vpd lskd` (+ `run`, `train-critic`), `vpd mix`, `vpd export`: distillation data."""
+"""`vpd rationalize`, `vpd lskd` (+ `run`, `train-critic`, `compare-critics`), `vpd mix`, `vpd export`:
+distillation data."""
 
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ def rationalize_cmd(
 
 
 lskd_app = typer.Typer(help="LSKD region-grounded triples: `vpd lskd --data D --out RUN` generates; "
-                            "`vpd lskd train-critic RUN` trains the critic.",
+                            "`vpd lskd train-critic RUN` trains the critic; `vpd lskd compare-critics RUN` "
+                            "compares the text-only and the image-aware critic.",
                        invoke_without_command=True, no_args_is_help=False)
 app.add_typer(lskd_app, name="lskd")
 
@@ -78,13 +80,35 @@ def _print_metrics(section: dict) -> None:
     console.print(t)
 
 
+CRITIC_KIND_HELP = ("Critic kind: image (the default: also sees the cited regions' pixels) | text "
+                    "(the triple and the tools' verbalisation only).")
+
+
+def _check_kind(kind: str, hint: str) -> None:
+    from vpd.distill.critic_kinds import CRITIC_KINDS
+
+    if kind not in CRITIC_KINDS:
+        raise typer.BadParameter(f"must be one of {', '.join(CRITIC_KINDS.in_order())}, not {kind!r}", param_hint=hint)
+
+
 def _run_lskd(data: Path, out: Path, llm: str, tools: str, critic: Optional[Path], threshold: float,
               max_images: Optional[int], per_image: int, samples: int, engine: str = "local",
-              address: Optional[str] = None, split: Optional[str] = "train") -> None:
+              address: Optional[str] = None, split: Optional[str] = "train", critic_kind: str = "image") -> None:
     from vpd.distill.lskd_run import LskdConfig, run_lskd
 
     if engine not in ("local", "ray"):
         raise typer.BadParameter("--engine must be 'local' or 'ray'")
+    _check_kind(critic_kind, "--critic-kind")
+    if critic is not None:
+        from vpd.distill.critic_kinds import check_saved
+
+        try:
+            check_saved(critic, critic_kind)
+        except (ValueError, FileNotFoundError) as exc:
+            from rich.markup import escape
+
+            console.print(f"[red]error:[/red] --critic: {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(2)
     mapper = None
     if engine == "ray":
         from vpd.ray_engine import lskd_ray_mapper
@@ -92,14 +116,15 @@ def _run_lskd(data: Path, out: Path, llm: str, tools: str, critic: Optional[Path
         mapper = lskd_ray_mapper(address=address)
 
     cfg = LskdConfig(data=str(data), out=str(out), llm=None if llm == "none" else llm, tools=tools,
-                     critic=str(critic) if critic else None, threshold=threshold, max_images=max_images, split=split,
-                     per_image=per_image, llm_samples=samples)
+                     critic=str(critic) if critic else None, critic_kind=critic_kind, threshold=threshold,
+                     max_images=max_images, split=split, per_image=per_image, llm_samples=samples)
     rep = run_lskd(cfg, log=console.print, mapper=mapper)
     console.print(f"[bold]lskd[/] {rep.verbalised}/{rep.images} images verbalised; triples "
                   + ", ".join(f"{k} {v}" for k, v in sorted(rep.triples.items()))
                   + "; rejected " + (", ".join(f"{k} {v}" for k, v in sorted(rep.rejected.items())) or "0")
                   + f"; kept {rep.kept} (" + ", ".join(f"{k} {v}" for k, v in sorted(rep.kept_by_source.items())) + ")"
-                  + (" [yellow]UNFILTERED: no critic scored them[/]" if rep.unfiltered else ""))
+                  + (" [yellow]UNFILTERED: no critic scored them[/]" if rep.unfiltered
+                     else f" by the {rep.critic_kind} critic at >= {threshold:g}"))
     _print_metrics(rep.critic)
     real = rep.critic.get("heldout_output_sources")
     if real:
@@ -117,7 +142,9 @@ def lskd_main(
     out: Optional[Path] = typer.Option(None, "--out", help="Output run folder."),
     llm: str = typer.Option("gemma", "--llm", help="Sampler spec for the triple writer, or 'none'."),
     tools: str = typer.Option("shapes", "--tools", help="Tools spec for verbalisation."),
-    critic: Optional[Path] = typer.Option(None, "--critic", help="A trained critic folder (else one is trained on scene labels)."),
+    critic: Optional[Path] = typer.Option(None, "--critic", help="A trained critic folder of --critic-kind "
+                                          "(else one is trained on scene labels)."),
+    critic_kind: str = typer.Option("image", "--critic-kind", help=CRITIC_KIND_HELP),
     threshold: float = typer.Option(0.8, "--threshold", help="Keep triples with critic score >= this."),
     max_images: Optional[int] = typer.Option(None, "--max-images", help="Use at most this many images."),
     split: str = typer.Option("train", "--split", help="Dataset split whose images are used ('all': every split)."),
@@ -132,7 +159,8 @@ def lskd_main(
     if data is None or out is None:
         console.print(ctx.get_help())
         raise typer.Exit(2)
-    _run_lskd(data, out, llm, tools, critic, threshold, max_images, per_image, samples, engine, address, split)
+    _run_lskd(data, out, llm, tools, critic, threshold, max_images, per_image, samples, engine, address, split,
+              critic_kind)
 
 
 @lskd_app.command("run")
@@ -141,7 +169,8 @@ def lskd_run_cmd(
     out: Path = typer.Option(..., "--out", help="Output run folder."),
     llm: str = typer.Option("gemma", "--llm", help="Sampler spec for the triple writer, or 'none'."),
     tools: str = typer.Option("shapes", "--tools", help="Tools spec for verbalisation."),
-    critic: Optional[Path] = typer.Option(None, "--critic", help="A trained critic folder."),
+    critic: Optional[Path] = typer.Option(None, "--critic", help="A trained critic folder of --critic-kind."),
+    critic_kind: str = typer.Option("image", "--critic-kind", help=CRITIC_KIND_HELP),
     threshold: float = typer.Option(0.8, "--threshold", help="Keep triples with critic score >= this."),
     max_images: Optional[int] = typer.Option(None, "--max-images", help="Use at most this many images."),
     split: str = typer.Option("train", "--split", help="Dataset split whose images are used ('all': every split)."),
@@ -151,7 +180,8 @@ def lskd_run_cmd(
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: a local one)."),
 ) -> None:
     """Generate LSKD triples (same as `vpd lskd --data D --out RUN`)."""
-    _run_lskd(data, out, llm, tools, critic, threshold, max_images, per_image, samples, engine, address, split)
+    _run_lskd(data, out, llm, tools, critic, threshold, max_images, per_image, samples, engine, address, split,
+              critic_kind)
 
 
 @lskd_app.command("train-critic")
@@ -162,14 +192,45 @@ def train_critic_cmd(
     threshold: float = typer.Option(0.8, "--threshold"),
     test_frac: float = typer.Option(0.3, "--test-frac", help="Held-out fraction (split by image)."),
     seed: int = typer.Option(0, "--seed"),
+    kind: str = typer.Option("image", "--kind", help=CRITIC_KIND_HELP),
 ) -> None:
     """Train the critic on labelled triples; prints and saves held-out precision/recall/F1."""
     from vpd.distill.lskd_run import train_critic_on_run
 
-    metrics, section = train_critic_on_run(run, labels=labels, out=out, threshold=threshold, test_frac=test_frac, seed=seed)
+    _check_kind(kind, "--kind")
+    metrics, section = train_critic_on_run(run, labels=labels, out=out, threshold=threshold, test_frac=test_frac,
+                                           seed=seed, kind=kind)
     _print_metrics(section)
-    console.print(metrics.line())
-    console.print(f"saved critic to {section['path']}; metrics in {run / 'report.json'}")
+    console.print(f"{kind} {metrics.line()}")
+    console.print(f"saved the {kind} critic to {section['path']}; metrics in {run / 'report.json'}")
+
+
+@lskd_app.command("compare-critics")
+def compare_critics_cmd(
+    run: Path = typer.Argument(..., help="An LSKD run folder (verbalisations.jsonl, lskd_all.jsonl)."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Human-labelled JSONL (LSKD records with label "
+                                          "accept/reject)."),
+    student: Optional[Path] = typer.Option(None, "--student", help="Student checkpoint: add its vision-encoder "
+                                           "crop embeddings."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Image-aware critic folder (default RUN/image_critic)."),
+    threshold: float = typer.Option(0.8, "--threshold"),
+    test_frac: float = typer.Option(0.3, "--test-frac", help="Held-out fraction (split by image)."),
+    seed: int = typer.Option(0, "--seed"),
+    no_augment: bool = typer.Option(False, "--no-augment", help="No simulated tool errors."),
+) -> None:
+    """Train the text-only and the image-aware critic on one split; print both on the same held-out triples."""
+    from vpd.distill.critic_compare import compare_critics, format_table, summary_line
+
+    try:
+        section = compare_critics(run, labels=labels, student=student, out=out, test_frac=test_frac, seed=seed,
+                                  threshold=threshold, augment=not no_augment)
+    except ValueError as exc:
+        from rich.markup import escape
+
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2)
+    console.print(format_table(section), soft_wrap=True, markup=False)
+    console.print(summary_line(section), soft_wrap=True, markup=False)
 
 
 @app.command("mix")
