@@ -24,9 +24,17 @@ Smoke mode (``AdaptConfig.smoke``, ``vpd adapt --smoke``): the ``smoke`` trainin
 Output ``RUN/``: ``data/{train,test}/examples.jsonl``, ``synth/`` (a synth run: candidates,
 verified, rationales), ``mix_label/``, ``mix_rationale/`` (mixtures in the contract format),
 ``student_label/``, ``student_rationale/`` (checkpoints), ``eval_{programs,label,rationale}/``
-(results.json + results.md) and ``adapt_report.{json,md}``. Stages talk through the stage
-contracts (docs/contracts.md): :func:`vpd.synth.run_synth`, :func:`vpd.distill.rationalize.rationalize_run`,
-``vpd train`` and ``vpd predict``.
+(results.json + results.md) and ``adapt_report.{json,md}``. Each row's AUROC comes with a DeLong
+95% interval over the test memes (:func:`vpd.benchmarks.auroc_interval.auroc_interval`).
+
+Students start from scratch (``AdaptConfig.preset``, default ``tiny``) or, with ``AdaptConfig.init``
+(``vpd adapt --init BASE``), from a ``vpd pretrain`` base, as ``vpd train --init BASE`` does: the
+base's tokenizer and architecture are kept, so a ``preset`` naming another architecture is
+refused (:func:`vpd.adapt_init.student_init`), as is a folder missing one of its files. The report
+records the base (path, preset, :func:`vpd.evaluation.model_identity` id) under ``init``.
+
+Stages talk through the stage contracts (docs/contracts.md): :func:`vpd.synth.run_synth`,
+:func:`vpd.distill.rationalize.rationalize_run`, ``vpd train`` and ``vpd predict``.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from vpd.adapt_init import DEFAULT_PRESET, init_line, student_init
 from vpd.benchmarks.hateful_memes import QUESTION
 from vpd.benchmarks.registry import get_benchmark
 from vpd.datasets import write_examples
@@ -54,6 +63,8 @@ PROGRAM_QUESTION = "Is this meme hateful according to the policy?"
 BRIEF_CHARS = 600
 #: Test memes used in smoke mode.
 SMOKE_TEST = 8
+#: How each row's AUROC interval is computed (written into the report).
+AUROC_CI_METHOD = "DeLong variance over the test memes, Wald interval clipped to [0, 1]"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,7 +79,8 @@ class AdaptConfig:
     tools: str = DEFAULT_TOOLS
     k: int = 4
     steps: int = 300
-    preset: str = "tiny"
+    preset: str | None = None  # student preset (None: DEFAULT_PRESET, or the base's with `init`)
+    init: Path | None = None  # a `vpd pretrain` base every student starts from (None: from scratch)
     seed: int = 0
     timeout_s: float = 10.0
     val_frac: float = 0.1
@@ -174,13 +186,14 @@ def _vpd(args: list[str]) -> None:
         raise RuntimeError(f"`vpd {' '.join(args)}` failed (exit {proc.returncode}):\n{tail}")
 
 
-def train_student(mixture: Path, out: Path, *, preset: str, steps: int | None, seed: int,
-                  recipe: str = "default") -> Path:
+def train_student(mixture: Path, out: Path, *, preset: str | None, steps: int | None, seed: int,
+                  recipe: str = "default", init: Path | None = None) -> Path:
     """Train a student on ``mixture`` with ``vpd train`` (a subprocess: memory is freed after).
 
-    ``steps=None`` keeps the recipe's own number of steps."""
-    args = ["train", "--data", str(mixture), "--out", str(out), "--model", preset, "--recipe", recipe,
-            "--seed", str(seed)]
+    ``steps=None`` keeps the recipe's own number of steps. With ``init`` the student starts from that
+    base (``vpd train --init``; ``preset`` is not passed: the base fixes the architecture)."""
+    model = ["--init", str(init)] if init is not None else ["--model", preset or DEFAULT_PRESET]
+    args = ["train", "--data", str(mixture), "--out", str(out), *model, "--recipe", recipe, "--seed", str(seed)]
     if steps is not None:
         args += ["--steps", str(steps)]
     _vpd(args)
@@ -226,6 +239,7 @@ def run_adapt(cfg: AdaptConfig, *, console: Any = None, sampler: Any = None) -> 
     """Run every stage (see the module docstring); returns the report (also written to the run).
 
     ``sampler`` replaces the one loaded from ``cfg.llm`` (the caller keeps ownership)."""
+    from vpd.benchmarks.auroc_interval import auroc_interval
     from vpd.distill.rationalize import rationalize_run
     from vpd.evaluation import EvalRecord, evaluate_predictions, write_predictions, write_results
     from vpd.solvers import predict_with_model, predict_with_programs, yes_probabilities
@@ -235,11 +249,13 @@ def run_adapt(cfg: AdaptConfig, *, console: Any = None, sampler: Any = None) -> 
     say = console.print if console is not None else (lambda *a, **k: None)
     out = Path(cfg.out)
     data = Path(cfg.data)
+    init = student_init(cfg)  # refuses a bad --init before any work
     out.mkdir(parents=True, exist_ok=True)
     policy = Path(cfg.policy).read_text(encoding="utf-8")
     asked = program_question(policy)
     (out / "policy.md").write_text(policy, encoding="utf-8")
-    (out / "config.json").write_text(json.dumps({**asdict(cfg), "program_question": asked}, indent=1))
+    (out / "config.json").write_text(json.dumps({**asdict(cfg), "program_question": asked}, indent=1,
+                                                   default=str))
     if cfg.max_labels > 300:
         say("[yellow]note:[/] more than 300 labels; VPD's setting uses a few hundred")
     max_test = min(cfg.max_test or SMOKE_TEST, SMOKE_TEST) if cfg.smoke else cfg.max_test
@@ -273,10 +289,14 @@ def run_adapt(cfg: AdaptConfig, *, console: Any = None, sampler: Any = None) -> 
         preds = write_predictions(bench, bench_examples, ans, out / f"eval_{name}" / "predictions.jsonl")
         rec = evaluate_predictions(bench, test_file, preds, source=source)
         write_results(rec, out / f"eval_{name}")
+        per_item = rec.results.per_item
+        ci = auroc_interval([r["score"] for r in per_item], [r["gold"] for r in per_item])
         rows.append({"system": system, "auroc": rec.results.metrics["auroc"],
+                     "auroc_ci": None if ci is None else [round(ci.low, 4), round(ci.high, 4)],
                      "accuracy": rec.results.metrics["accuracy"], "n": rec.results.counts.get("n"),
                      "results": str(out / f"eval_{name}")})
-        say(f"  {system}: AUROC {_num(rec.results.metrics['auroc'])}, accuracy {_num(rec.results.metrics['accuracy'])}")
+        say(f"  {system}: AUROC {_num(rec.results.metrics['auroc'])} {_ci(rows[-1]['auroc_ci'])}, "
+            f"accuracy {_num(rec.results.metrics['accuracy'])}")
         return rec
 
     try:
@@ -321,21 +341,27 @@ def run_adapt(cfg: AdaptConfig, *, console: Any = None, sampler: Any = None) -> 
     steps = None if cfg.smoke else cfg.steps
     for name, system in (("label", "(b) label-only student"), ("rationale", "(c) rationale-trained student")):
         ckpt = train_student(out / f"mix_{name}", out / f"student_{name}", preset=cfg.preset, steps=steps,
-                             seed=cfg.seed, recipe=recipe)
+                             seed=cfg.seed, recipe=recipe, init=None if init is None else Path(init["path"]))
         say(f"stage 5/5: evaluating {system}")
         ans = predict_with_model(ckpt, test, work=out / f"eval_{name}")
         for ex_id, prob in yes_probabilities(ckpt, test).items():  # AUROC from P(yes), as VPD reports it
             ans.setdefault(ex_id, {"id": ex_id, "prediction": ""})["score"] = prob
-        score(name, system, ans, {"kind": "model", "model": str(ckpt), "mixture": str(out / f"mix_{name}")})
+        score(name, system, ans, {"kind": "model", "model": str(ckpt), "mixture": str(out / f"mix_{name}"),
+                                  "init": None if init is None else init["path"]})
 
     report = {"n_train_labels": len(train), "n_test": len(test), "program_question": asked, "rows": rows,
+              "auroc_ci_method": AUROC_CI_METHOD, "init": init,
+              "student_preset": init["preset"] if init else (cfg.preset or DEFAULT_PRESET),
               "synth": _synth_summary(synth.report), "rationales": len(rationales), "mixtures": mix_counts,
               "config": asdict(cfg)}
     (out / "adapt_report.json").write_text(json.dumps(report, indent=1, default=str))
     md = ["# vpd adapt", "", f"train labels: {len(train)} · test memes: {len(test)} · "
           f"verified rationales: {len(rationales)} · LLM `{cfg.llm}` · tools `{cfg.tools}` · k {cfg.k}",
-          "", "| system | AUROC | accuracy |", "|---|---|---|"]
-    md += [f"| {r['system']} | {_num(r['auroc'])} | {_num(r['accuracy'])} |" for r in rows]
+          "", init_line(init, report["student_preset"]),
+          "", "| system | AUROC | 95% CI | accuracy | n |", "|---|---|---|---|---|"]
+    md += [f"| {r['system']} | {_num(r['auroc'])} | {_ci(r['auroc_ci'])} | {_num(r['accuracy'])} | {r['n']} |"
+           for r in rows]
+    md += ["", f"95% CI: {AUROC_CI_METHOD} (– with fewer than two memes of a class)."]
     (out / "adapt_report.md").write_text("\n".join(md) + "\n")
     return report
 
@@ -355,3 +381,7 @@ def _synth_summary(report: dict[str, Any]) -> dict[str, Any]:
 
 def _num(v: float | None) -> str:
     return "–" if v is None else f"{v:.3f}"
+
+
+def _ci(ci: list[float] | None) -> str:
+    return "–" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"

@@ -181,8 +181,9 @@ labels; the verified traces become rationales; a label-only and a rationale-trai
 trained; AUROC/accuracy on the test memes is reported for (a) programs alone, (b) the label-only
 student and (c) the rationale-trained student. --data is a Hateful-Memes-format folder
 (train.jsonl with labels, test.jsonl, img/), e.g. from `vpd data memes`. Writes OUT/adapt_report.md
-and adapt_report.json (+ every stage's folder). --smoke: the smoke training recipe and <= 8 test
-memes (a couple of minutes)."""
+and adapt_report.json (+ every stage's folder); each AUROC has a DeLong 95% CI. --init BASE: every
+student starts from a `vpd pretrain` base (as `vpd train --init`; the base fixes the architecture).
+--smoke: the smoke training recipe and <= 8 test memes (a couple of minutes)."""
 
 
 @app.command("adapt", help=_ADAPT_HELP)
@@ -198,7 +199,10 @@ def adapt_cmd(
                                         "shapes,ocr=rapidocr,nudity=nudenet,llm_query=llm)."),
     k: int = typer.Option(4, "--k", help="Programs sampled per question."),
     steps: int = typer.Option(300, "--steps", help="Student training steps (ignored with --smoke)."),
-    preset: str = typer.Option("tiny", "--preset", help="Student model preset."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Student model preset (default tiny; with --init "
+                                         "the base's, and another preset is refused)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start every student from this pretrained base "
+                                        "(`vpd pretrain --out BASE`; its tokenizer and architecture are kept)."),
     workers: int = typer.Option(2, "--workers", help="Sandbox worker processes."),
     max_tokens: int = typer.Option(256, "--max-tokens", help="Program-writer completion length (tokens)."),
     smoke: bool = typer.Option(False, "--smoke", help="Smoke mode: smoke training recipe, <= 8 test memes."),
@@ -206,18 +210,26 @@ def adapt_cmd(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     from vpd.adapt import DEFAULT_TOOLS, AdaptConfig, run_adapt
+    from vpd.adapt_init import BaseFolderError, init_line
 
     cfg = AdaptConfig(policy=str(policy), data=str(data), out=str(out), max_labels=max_labels, llm=llm,
-                      tools=tools or DEFAULT_TOOLS, k=k, steps=steps, preset=preset, seed=seed, max_test=max_test,
-                      smoke=smoke, workers=workers, max_tokens=max_tokens,
+                      tools=tools or DEFAULT_TOOLS, k=k, steps=steps, preset=preset, init=init, seed=seed,
+                      max_test=max_test, smoke=smoke, workers=workers, max_tokens=max_tokens,
                       resume=resume)
-    report = run_adapt(cfg, console=console)
+    try:
+        report = run_adapt(cfg, console=console)
+    except BaseFolderError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2)
     t = Table(title=f"vpd adapt: {Path(data).name} ({report['n_train_labels']} labels, test n={report['n_test']})")
-    for c in ("system", "AUROC", "accuracy"):
+    for c in ("system", "AUROC", "95% CI", "accuracy"):
         t.add_column(c, justify="left" if c == "system" else "right")
     for row in report["rows"]:
-        t.add_row(row["system"], "–" if row["auroc"] is None else f"{row['auroc']:.3f}", f"{row['accuracy']:.3f}")
+        ci = row.get("auroc_ci")
+        t.add_row(row["system"], "–" if row["auroc"] is None else f"{row['auroc']:.3f}",
+                  "–" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]", f"{row['accuracy']:.3f}")
     console.print(t)
+    console.print(init_line(report["init"], report["student_preset"]))
     console.print(f"verified rationales: {report['rationales']}")
     console.print(f"wrote {Path(out) / 'adapt_report.json'} and {Path(out) / 'adapt_report.md'}")
 
