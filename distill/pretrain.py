@@ -25,6 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from vpd.distill.caption_quality import prior_caption_quality, score_captions
 from vpd.distill.loc_tokens import DEFAULT_BINS, detections_text, parse_detections
 from vpd.distill.pretrain_tasks import (DEFAULT_TASKS, PretrainScene, assert_not_eval_templates, heldout_scenes,
                                         pretrain_records, read_scenes, referring_phrase, shapes_vocab)
@@ -128,7 +129,9 @@ def detection_queries(scenes: Sequence[PretrainScene], per_scene: int = 3, seed:
 
 def detection_quality(ckpt: str | Path, data: str | Path, *, split: str = "val", limit: int | None = 100,
                       bins: int = DEFAULT_BINS, batch: int = 32) -> dict[str, Any]:
-    """Box recall / precision at IoU >= 0.5 and exact-count share of ``detect`` on held-out scenes."""
+    """Box recall / precision at IoU >= 0.5 and exact-count share of ``detect`` on held-out scenes, the
+    grid head's accuracy and the ``caption en`` quality (:mod:`vpd.distill.caption_quality`, beside
+    the most common training caption as the blind reference)."""
     from vpd.distill.vlm_predict import Predictor
     from vpd.distill.vlm_preprocess import preprocess_image
 
@@ -143,6 +146,8 @@ def detection_quality(ckpt: str | Path, data: str | Path, *, split: str = "val",
                   for sc, p, g in queries)
     texts = predictor.generate(np.stack([pixels[sc.image] for sc, _, _ in queries]),
                                [f"detect {p}" for _, p, _ in queries], max_new_tokens=longest + 8)
+    captions = predictor.generate(np.stack([pixels[sc.image] for sc in scenes]), ["caption en"] * len(scenes),
+                                  max_new_tokens=_longest_caption(predictor, scenes))
     tp = n_pred = n_gt = exact = 0
     for (sc, _, gt), text in zip(queries, texts):
         pred = [b for b, _ in parse_detections(text, sc.width, sc.height, bins)]
@@ -153,9 +158,35 @@ def detection_quality(ckpt: str | Path, data: str | Path, *, split: str = "val",
     return {"split": split, "scenes": len(scenes), "queries": len(queries), "gt_boxes": n_gt,
             "grid_head": grid_quality(predictor.model, scenes, pixels),
             "pred_boxes": n_pred, "recall@0.5": tp / max(n_gt, 1), "precision@0.5": tp / max(n_pred, 1),
-            "count_exact": exact / len(queries), "examples": [
+            "count_exact": exact / len(queries),
+            "caption": {**score_captions(captions, [sc.objects for sc in scenes]),
+                        "prior": prior_caption_quality(_train_captions(ckpt), [sc.objects for sc in scenes])},
+            "examples": [
                 {"image": sc.image, "query": f"detect {p}", "output": t} for (sc, p, _), t in
-                list(zip(queries, texts))[:5]]}
+                list(zip(queries, texts))[:5]] + [
+                {"image": sc.image, "query": "caption en", "output": t} for sc, t in list(zip(scenes, captions))[:3]]}
+
+
+def _longest_caption(predictor, scenes: Sequence[PretrainScene]) -> int:
+    from vpd.distill.pretrain_tasks import caption
+
+    rng = np.random.default_rng(0)
+    return max(len(predictor.tok.encode(caption(list(sc.objects), sc.width, sc.height, rng, DEFAULT_BINS)[0][1]))
+               for sc in scenes) + 8
+
+
+def _train_captions(ckpt: str | Path) -> list[str]:
+    """The base's own training captions (``pretrain_data/train.jsonl``), for the blind reference."""
+    file = Path(ckpt) / "pretrain_data" / "train.jsonl"
+    if not file.is_file():
+        return []
+    out = []
+    with file.open(encoding="utf-8") as fh:
+        for line in fh:
+            rec = json.loads(line)
+            if rec.get("task") == "pretrain:caption":
+                out.append(rec["suffix"])
+    return out
 
 
 def grid_quality(model, scenes: Sequence[PretrainScene], pixels: dict[str, np.ndarray]) -> dict[str, float]:

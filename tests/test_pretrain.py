@@ -96,6 +96,9 @@ def test_pretrain_cli_then_train_init(shapes_dir: Path, tmp_path: Path) -> None:
     det = summary["detection"]
     assert det["split"] == "val" and det["queries"] == 3 * det["scenes"] > 0
     assert 0.0 <= det["recall@0.5"] <= 1.0 and 0.0 <= det["precision@0.5"] <= 1.0
+    cap = det["caption"]
+    assert cap["scenes"] == det["scenes"] and 1 <= cap["distinct_captions"] <= cap["scenes"]
+    assert cap["prior"]["scenes"] == det["scenes"] and cap["prior"]["caption"].split()[1].startswith("object")
     tok = load_tokenizer(base)
     assert tok.encode("<loc0007>") == [tok.tokenizer.token_to_id("<loc0007>")]  # one token, kept on decode
     assert tok.decode(tok.encode("<loc0007> red")) == "<loc0007> red"
@@ -160,3 +163,21 @@ def test_grid_loss_trains_the_vision_head(tmp_path: Path, shapes_dir: Path) -> N
     for _ in range(15):
         trainer.step(batch)
     assert head_loss() < 0.7 * before
+
+
+def test_caption_quality_scores_by_hand() -> None:
+    from vpd.distill.caption_quality import parse_caption, prior_caption_quality, score_captions
+
+    assert parse_caption("2 objects: a large red cube and a small blue sphere.") == (
+        2, [("large", "red", "cube"), ("small", "blue", "sphere")])
+    assert parse_caption("a red cube") is None
+    scenes = [[{"size": "large", "color": "red", "shape": "cube"}, {"size": "small", "color": "blue", "shape": "sphere"}],
+              [{"size": "small", "color": "green", "shape": "cone"}]]
+    q = score_captions(["2 objects: a large red cube and a large blue cube.", "garbage"], scenes)
+    # scene 1: count right, 1 of 2 triples right, both colours right, 1 shape right; scene 2 unparsed
+    assert q["count_exact"] == 0.5 and q["unparsed"] == 1 and q["distinct_captions"] == 2
+    assert q["object_precision"] == 0.5 and abs(q["object_recall"] - 1 / 3) < 1e-9
+    assert abs(q["color_recall"] - 2 / 3) < 1e-9 and abs(q["shape_recall"] - 1 / 3) < 1e-9
+    prior = prior_caption_quality(["1 object: a small green cone."] * 3 + ["2 objects: x"], scenes)
+    assert prior["caption"] == "1 object: a small green cone." and prior["count_exact"] == 0.5
+    assert prior["distinct_captions"] == 1 and abs(prior["object_recall"] - 1 / 3) < 1e-9
