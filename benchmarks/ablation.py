@@ -33,7 +33,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
-from vpd.benchmarks.ablation_data import arm_lines, blind_image, read_lines, sample_budget, write_lines
+from vpd.benchmarks.ablation_data import (arm_lines, blind_image, read_lines, replay_lines, sample_budget,
+                                          write_lines)
 from vpd.benchmarks.ablation_stats import Interval, paired_difference, t_interval, wilson
 
 ALL_ARMS = ("blind", "base", "label", "vpd", "vpd+lskd", "teacher")
@@ -104,7 +105,10 @@ def run_arm(arm: str, budget: int, seed: int, args: argparse.Namespace, lines: l
         ckpt = args.base
     else:
         ids = sample_budget(lines, budget, seed)
-        data = write_lines(run_dir / "data", arm_lines(lines, arm, ids, blind=blind))
+        replay = replay_lines(args.base, args.replay_pretrain, seed) if args.replay_pretrain else []
+        if blind is not None:
+            replay = [dict(r, image=str(blind)) for r in replay]
+        data = write_lines(run_dir / "data", arm_lines(lines, arm, ids, blind=blind) + replay)
         tasks = Counter(r["task"] for r in read_lines(data))
         cfg = default_recipe(steps=args.steps, batch=args.batch, lr=args.lr, seed=seed,
                              warmup_steps=min(50, args.steps // 10), ckpt_every=args.steps, max_suffix=args.max_suffix)
@@ -261,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--max-suffix", type=int, default=160, help="cap on target tokens (answers are never cut)")
     ap.add_argument("--limit", type=int, default=None, help="score only the first N test examples")
+    ap.add_argument("--replay-pretrain", type=int, default=0,
+                    help="add N of the base's pretraining records to every trained arm (needs --base)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 20 steps, one budget of 16, 1 seed, 24 questions")
     args = ap.parse_args(argv)
     if args.quick:  # only what was not given explicitly
@@ -274,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [a for a in arms if a not in ALL_ARMS]
     if unknown:
         raise SystemExit(f"unknown arms {unknown} (choose from {', '.join(ALL_ARMS)})")
+    if args.replay_pretrain and args.base is None:
+        raise SystemExit("--replay-pretrain needs --base (its pretraining mixture is replayed)")
     if "base" in arms and args.base is None:
         arms.remove("base")
     lines = read_lines(args.mixture)

@@ -10,6 +10,12 @@ seeds' spread covers data variance too). The arms then train on:
 * ``vpd+lskd`` — ``vpd`` + every ``lskd`` line (LSKD needs no labels);
 * ``blind``  — the ``label`` arm with every image replaced by one constant grey image (the
   question-only control); it is evaluated on the same constant image.
+
+With a pretraining **replay** (:func:`replay_lines`), every trained arm also gets the same ``N``
+records of the base's own pretraining mixture (``BASE/pretrain_data/train.jsonl``: captions,
+detection, boxes, descriptions of train scenes), as PaLI-style fine-tuning keeps generic tasks in
+the mix so that a small labelled set does not erase what pretraining taught; the blind arm's replay
+records get the constant image too.
 """
 
 from __future__ import annotations
@@ -75,3 +81,16 @@ def write_lines(folder: str | Path, lines: Sequence[dict]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
     return folder
+
+
+def replay_lines(base: str | Path, n: int, seed: int) -> list[dict]:
+    """``n`` records of the base's pretraining mixture, drawn with ``seed`` (empty for ``n <= 0``)."""
+    if n <= 0:
+        return []
+    file = Path(base) / "pretrain_data" / "train.jsonl"
+    if not file.is_file():
+        raise FileNotFoundError(f"{file} is missing: replay needs a base made by `vpd pretrain`")
+    records = read_lines(file)
+    rng = np.random.default_rng([seed, n, 7])
+    pick = rng.choice(len(records), size=min(n, len(records)), replace=False)
+    return [records[int(i)] for i in sorted(pick)]

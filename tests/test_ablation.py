@@ -97,3 +97,19 @@ def test_held_out_difficulty_is_read_from_the_examples() -> None:
     assert held_out_difficulty([ex(0)]) == "easy"  # datasets made before the dial
     assert held_out_difficulty([ex(0, difficulty="hard"), ex(1, difficulty="hard")]) == "hard"
     assert held_out_difficulty([ex(0, difficulty="hard"), ex(1, difficulty="medium")]) == "hard,medium"
+
+
+def test_replay_draws_the_bases_pretraining_records(tmp_path: Path) -> None:
+    from vpd.benchmarks.ablation_data import replay_lines
+
+    base = tmp_path / "base"
+    (base / "pretrain_data").mkdir(parents=True)
+    recs = [{"id": f"pt-{i}", "task": "pretrain:caption", "prefix": "caption en", "suffix": f"{i} objects: …",
+             "image": f"/img/{i}.png", "example_id": f"s{i}"} for i in range(50)]
+    (base / "pretrain_data" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    a, b = replay_lines(base, 10, 0), replay_lines(base, 10, 1)
+    assert len(a) == 10 and len({r["id"] for r in a}) == 10 and all(r in recs for r in a)
+    assert a == replay_lines(base, 10, 0) and a != b  # seeded, and each seed draws its own
+    assert replay_lines(base, 0, 0) == [] and len(replay_lines(base, 500, 0)) == 50
+    with pytest.raises(FileNotFoundError, match="vpd pretrain"):
+        replay_lines(tmp_path / "nobase", 5, 0)
