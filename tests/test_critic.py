@@ -23,7 +23,7 @@ def lskd_run(tmp_path_factory):
     make_dataset(root / "data", n=8, seed=31)
     out = root / "run"
     res = runner.invoke(app, ["lskd", "--data", str(root / "data"), "--out", str(out), "--llm", "none",
-                              "--per-image", "5"])
+                              "--per-image", "5", "--critic-kind", "text"])  # this file tests the text critic
     assert res.exit_code == 0, res.output
     return root, out, res.output
 
@@ -69,7 +69,8 @@ def test_train_critic_from_human_labels_file(lskd_run, tmp_path):
                 continue
             fh.write(json.dumps({**r, "label": "accept" if label else "reject"}) + "\n")
         fh.write("{not json\n")
-    res = runner.invoke(app, ["lskd", "train-critic", str(out), "--labels", str(human), "--out", str(tmp_path / "c")])
+    res = runner.invoke(app, ["lskd", "train-critic", str(out), "--labels", str(human), "--out", str(tmp_path / "c"),
+                              "--kind", "text"])
     assert res.exit_code == 0, res.output
     assert "P " in res.output and "F1" in res.output
     section = json.loads((out / "report.json").read_text())["critic"]
@@ -81,7 +82,8 @@ def test_train_critic_from_human_labels_file(lskd_run, tmp_path):
 def test_lskd_run_form_with_a_given_critic(lskd_run, tmp_path):
     root, out, _ = lskd_run
     res = runner.invoke(app, ["lskd", "run", "--data", str(root / "data"), "--out", str(tmp_path / "r2"),
-                              "--llm", "none", "--critic", str(out / "critic"), "--max-images", "4"])
+                              "--llm", "none", "--critic", str(out / "critic"), "--critic-kind", "text",
+                              "--max-images", "4"])
     assert res.exit_code == 0, res.output
     rep = json.loads((tmp_path / "r2" / "report.json").read_text())["lskd"]
     assert rep["critic"]["trained_here"] is False and rep["images"] == 4
