@@ -18,7 +18,7 @@ the same steps, batch, learning rate and seed (see :mod:`vpd.benchmarks.ablation
 Trained arms answer every held-out question in ``direct`` mode (label prompt); arms trained on
 rationales also in ``cot`` mode (rationale prompt, answer parsed from its last sentence). Each
 (budget, arm, seed) is one folder under ``OUT/runs/`` with ``score.json``; a rerun skips finished
-ones (resumable). Reports mean ± 95% CI over seeds (Student's t; a single seed gets the Wilson
+ones (resumable; ``--report-only`` trains nothing and reports what has finished). Reports mean ± 95% CI over seeds (Student's t; a single seed gets the Wilson
 interval over questions), the paired VPD − label difference per budget, per-question-type
 accuracy, the majority-answer baseline of the test split, ``OUT/ablation.{json,md,png}``.
 """
@@ -268,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--replay-pretrain", type=int, default=0,
                     help="add N of the base's pretraining records to every trained arm (needs --base)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 20 steps, one budget of 16, 1 seed, 24 questions")
+    ap.add_argument("--report-only", action="store_true",
+                    help="train nothing: report the finished runs under OUT/runs for these budgets, arms and "
+                         "seeds (budgets may hold different seed counts)")
     args = ap.parse_args(argv)
     if args.quick:  # only what was not given explicitly
         given = set(argv if argv is not None else __import__("sys").argv[1:])
@@ -298,14 +301,21 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[tuple[int, str], list[dict]] = {}
     if "teacher" in arms:
         results[(0, "teacher")] = [{"seed": 0, "modes": score_teacher(args.teacher, examples, args.benchmark)}]
-    if "base" in arms:
-        results[(0, "base")] = [run_arm("base", 0, 0, args, lines, examples, args.out / "runs" / "base")]
+    def finished_or_run(arm: str, budget: int, seed: int, run_dir: Path) -> dict[str, Any] | None:
+        if args.report_only and not (run_dir / "score.json").is_file():
+            return None
+        return run_arm(arm, budget, seed, args, lines, examples, run_dir)
+
+    if "base" in arms and (r := finished_or_run("base", 0, 0, args.out / "runs" / "base")) is not None:
+        results[(0, "base")] = [r]
     for budget in budgets:
         one_seed = {a.strip() for a in args.one_seed_arms.split(",") if a.strip()}
         for seed in range(args.seeds):
             for arm in (a for a in arms if a not in ("base", "teacher") and (seed == 0 or a not in one_seed)):
                 run_dir = args.out / "runs" / f"b{budget}" / arm / f"s{seed}"
-                r = run_arm(arm, budget, seed, args, lines, examples, run_dir)
+                r = finished_or_run(arm, budget, seed, run_dir)
+                if r is None:
+                    continue
                 results.setdefault((budget, arm), []).append(r)
                 modes = ", ".join(f"{m} {100 * v['accuracy']:.1f}%" for m, v in r["modes"].items())
                 print(f"budget {budget:>5} seed {seed} {arm:>9}: {modes}  ({r.get('seconds', 0):.0f}s)", flush=True)

@@ -85,6 +85,12 @@ def test_quick_ablation_end_to_end(shapes_dir: Path, tmp_path: Path) -> None:
           "blind,label,vpd", "--quick", "--budgets", "8", "--seeds", "2", "--steps", "3", "--limit", "6",
           "--out", str(out)])
     assert (out / "runs" / "b8" / "vpd" / "s0" / "score.json").stat().st_mtime == before
+    # --report-only trains nothing: a missing seed and a missing budget are left out, not trained
+    main(["--mixture", str(mix), "--test", str(shapes_dir), "--split", "", "--model", "test", "--arms",
+          "blind,label,vpd", "--budgets", "8,16", "--seeds", "3", "--limit", "6", "--report-only", "--out", str(out)])
+    assert not (out / "runs" / "b8" / "label" / "s2").exists() and not (out / "runs" / "b16").exists()
+    report = json.loads((out / "ablation.json").read_text())
+    assert {(r["budget"], r["seeds"]) for r in report["rows"]} == {(8, 2)}
 
 
 def test_held_out_difficulty_is_read_from_the_examples() -> None:
