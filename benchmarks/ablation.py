@@ -216,7 +216,8 @@ def plot(summary: dict[str, Any], majority: dict[str, Any], path: Path) -> None:
     rows = summary["rows"]
     budgets = sorted({r["budget"] for r in rows if r["budget"] > 0})
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    first = budgets[0] if budgets else 0
+    # the bar panel shows the budget with the most arms (ties: the smallest budget)
+    first = max(budgets, key=lambda b: (sum(r["budget"] == b for r in rows), -b)) if budgets else 0
     sel = [r for r in rows if r["budget"] in (first, 0)]
     labels = [f"{r['arm']}\n{r['mode']}" for r in sel]
     err = [[r["mean"] - r["low"] if r["seeds"] > 1 or r["n"] > 1 else 0 for r in sel],
@@ -238,6 +239,8 @@ def plot(summary: dict[str, Any], majority: dict[str, Any], path: Path) -> None:
         axes[1].errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=f"{arm} ({mode})")
     axes[1].axhline(100 * majority["accuracy"], color="#c44", ls="--", lw=1)
     axes[1].set_xscale("log")
+    axes[1].set_xticks(budgets, [str(b) for b in budgets])
+    axes[1].minorticks_off()
     axes[1].set_xlabel("labelled questions")
     axes[1].set_title("data efficiency")
     axes[1].legend(fontsize=7)
