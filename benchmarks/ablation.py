@@ -18,8 +18,8 @@ the same steps, batch, learning rate and seed (see :mod:`vpd.benchmarks.ablation
 Trained arms answer every held-out question in ``direct`` mode (label prompt); arms trained on
 rationales also in ``cot`` mode (rationale prompt, answer parsed from its last sentence). Each
 (budget, arm, seed) is one folder under ``OUT/runs/`` with ``score.json``; a rerun skips finished
-ones (resumable; ``--report-only`` trains nothing and reports what has finished). Reports mean ± 95% CI over seeds (Student's t; a single seed gets the Wilson
-interval over questions), the paired VPD − label difference per budget, per-question-type
+ones (resumable; ``--report-only`` trains nothing and reports what has finished). Reports mean ± 95%
+CI over seeds (Student's t; a single seed gets the Wilson interval over questions), the paired VPD − label difference per budget, per-question-type
 accuracy, the majority-answer baseline of the test split, ``OUT/ablation.{json,md,png}``.
 """
 
@@ -304,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[tuple[int, str], list[dict]] = {}
     if "teacher" in arms:
         results[(0, "teacher")] = [{"seed": 0, "modes": score_teacher(args.teacher, examples, args.benchmark)}]
+
     def finished_or_run(arm: str, budget: int, seed: int, run_dir: Path) -> dict[str, Any] | None:
         if args.report_only and not (run_dir / "score.json").is_file():
             return None
