@@ -19,8 +19,9 @@ Trained arms answer every held-out question in ``direct`` mode (label prompt); a
 rationales also in ``cot`` mode (rationale prompt, answer parsed from its last sentence). Each
 (budget, arm, seed) is one folder under ``OUT/runs/`` with ``score.json``; a rerun skips finished
 ones (resumable; ``--report-only`` trains nothing and reports what has finished). Reports mean ± 95%
-CI over seeds (Student's t; a single seed gets the Wilson interval over questions), the paired VPD − label difference per budget, per-question-type
-accuracy, the majority-answer baseline of the test split, ``OUT/ablation.{json,md,png}``.
+CI over seeds (Student's t; a single seed gets the Wilson interval over questions), the paired
+VPD − label difference per budget, per-question-type accuracy, the majority-answer baseline of the
+test split, ``OUT/ablation.{json,md,png}``.
 """
 
 from __future__ import annotations
