@@ -166,40 +166,44 @@ _BUILDERS: dict[tuple, PromptBuilder] = {}
 _BUILDERS_LOCK = threading.Lock()
 
 
-def _builder(tools: Sequence[str] | None, count_tokens: Callable[[str], int] | None) -> PromptBuilder:
-    key = (None if tools is None else tuple(sorted(set(tools))), count_tokens)
+def _builder(tools: Sequence[str] | None, count_tokens: Callable[[str], int] | None,
+             library: str | None = None) -> PromptBuilder:
+    key = (None if tools is None else tuple(sorted(set(tools))), count_tokens, library)
     builder = _BUILDERS.get(key)
     if builder is None:
         with _BUILDERS_LOCK:  # one builder (one retriever, one MiniLM) per key, whichever thread asks first
             builder = _BUILDERS.get(key)
             if builder is None:
-                builder = _BUILDERS[key] = PromptBuilder(tools, count_tokens=count_tokens)
+                lib = load_library(library) if library is not None else None
+                builder = _BUILDERS[key] = PromptBuilder(tools, library=lib, count_tokens=count_tokens)
     return builder
 
 
 def warm_prompts(questions: Sequence[tuple[str, Sequence[str] | None]], tools: Sequence[str] | None = None, *,
-                 mode: str = "nearest", count_tokens: Callable[[str], int] | None = None) -> None:
+                 mode: str = "nearest", count_tokens: Callable[[str], int] | None = None,
+                 library: str | None = None) -> None:
     """Build the shared prompt builder for ``tools`` and everything it needs (see
     :meth:`PromptBuilder.warm`) in the calling thread, before prompts are built concurrently."""
-    _builder(tools, count_tokens).warm(questions, mode)
+    _builder(tools, count_tokens, library).warm(questions, mode)
 
 
-def prompt_fingerprint(tools: Sequence[str] | None = None) -> str:
-    """The :attr:`PromptBuilder.fingerprint` of the prompts for a toolbox's ``tools``."""
-    return _builder(tools, None).fingerprint
+def prompt_fingerprint(tools: Sequence[str] | None = None, library: str | None = None) -> str:
+    """The :attr:`PromptBuilder.fingerprint` of the prompts for a toolbox's ``tools`` (and a library
+    folder other than the packaged one)."""
+    return _builder(tools, None, library).fingerprint
 
 
 def build_program_prompt(question: str, choices: Sequence[str] | None = None,
                          tools: Sequence[str] | None = None, k_examples: int = 4,
                          mode: str = "nearest", budget_tokens: int | None = None, *,
                          count_tokens: Callable[[str], int] | None = None,
-                         exclude_same_template: bool = False) -> Prompt:
-    """Build one prompt (a cached :class:`PromptBuilder` per ``tools`` / ``count_tokens``).
+                         exclude_same_template: bool = False, library: str | None = None) -> Prompt:
+    """Build one prompt (a cached :class:`PromptBuilder` per ``tools`` / ``count_tokens`` / ``library``).
 
     ``tools``: the tool names of the toolbox (e.g. ``Toolbox.tools``); None means every tool.
     ``budget_tokens``: the most prompt tokens allowed, by ``count_tokens`` (e.g.
     ``sampler.count_tokens``; default a ~3.5 chars/token estimate). Leave room for the completion:
-    ``context - max_tokens``.
+    ``context - max_tokens``. ``library``: a program library folder (default: the packaged one).
     """
-    return _builder(tools, count_tokens).build(question, choices, k_examples=k_examples, mode=mode,
+    return _builder(tools, count_tokens, library).build(question, choices, k_examples=k_examples, mode=mode,
                                                budget_tokens=budget_tokens, exclude_same_template=exclude_same_template)

@@ -85,7 +85,32 @@ def test_synth_writer_and_cli_carry_the_flag(tmp_path, monkeypatch):
     monkeypatch.setattr(synth_mod, "run_synth", fake_run_synth)
     data = make_data(tmp_path / "d", [("How many cubes are there?", "2", "count_simple")])
     CliRunner().invoke(app, ["synth", "--data", str(data), "--out", str(tmp_path / "r"), "--exclude-same-template"])
-    assert seen["cfg"].exclude_same_template is True
+    assert seen["cfg"].exclude_same_template is True and seen["cfg"].library is None
+    bad = CliRunner().invoke(app, ["synth", "--data", str(data), "--out", str(tmp_path / "r"),
+                                   "--library", str(tmp_path / "nowhere")])
+    assert bad.exit_code == 2 and "no program library folder" in bad.output
+
+
+def test_synth_library_option_changes_the_prompts_and_fingerprint(tmp_path):
+    """`vpd synth --library DIR`: the writer's prompts draw only on DIR's examples, and the
+    fingerprint differs from the packaged library's, so a resume cannot switch libraries silently."""
+    import shutil
+
+    from vpd.programs.library import LIBRARY_DIR
+    from vpd.synth import SessionStats
+    from vpd.synth_writer import LLMProgramWriter
+
+    small = tmp_path / "lib"
+    small.mkdir()
+    keep = sorted(LIBRARY_DIR.glob("shapes_count_*.py"))[:3]
+    for f in keep:
+        shutil.copy(f, small / f.name)
+    kw = dict(tools=None, fewshot="fixed", temperature=0.7, max_tokens=64, stats=SessionStats())
+    packaged = LLMProgramWriter(None, **kw)
+    custom = LLMProgramWriter(None, library=str(small), **kw)
+    assert custom.prompt_fingerprint() != packaged.prompt_fingerprint()
+    ids = set(custom._build_prompt("How many red cubes are there?", None).example_ids)
+    assert ids and ids <= {p.id for p in load_library(small)}
 
 
 def test_fewshot_eval_reports_no_same_template_example(tmp_path):

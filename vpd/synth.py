@@ -84,6 +84,7 @@ class SynthConfig:
     labels: bool = True
     fewshot: str = "nearest"  # nearest | fixed
     exclude_same_template: bool = False  # leave-template-out few-shot examples (part of the prompt fingerprint)
+    library: str | None = None  # a few-shot program library folder; None = the packaged one
     workers: int = 2
     seed: int = 0
     temperature: float = 0.7
@@ -283,7 +284,8 @@ def run_synth(cfg: SynthConfig, *, writer: ProgramWriter | None = None, executor
                 owned.append(sampler)
             writer = LLMProgramWriter(sampler, tools=toolbox.tools if toolbox else None, fewshot=cfg.fewshot,
                                       temperature=cfg.temperature, max_tokens=cfg.max_tokens, stats=stats,
-                                      greedy_first=cfg.greedy_first, exclude_same_template=cfg.exclude_same_template)
+                                      greedy_first=cfg.greedy_first, exclude_same_template=cfg.exclude_same_template,
+                                      library=cfg.library)
         if executor is None:
             executor = SandboxExecutor(toolbox, workers=cfg.workers, timeout_s=cfg.timeout_s, memory_mb=cfg.memory_mb,
                                        require_isolation=cfg.require_isolation)

@@ -35,13 +35,14 @@ class LLMProgramWriter:
     ``prompter(question, choices) -> vpd.programs.Prompt`` replaces the default prompt builder
     (tests). With ``greedy_first`` the first of the k candidates is greedy. With
     ``exclude_same_template`` no few-shot example written for the question's own template is shown
-    (leave-template-out, :func:`vpd.programs.retrieval.same_template`).
+    (leave-template-out, :func:`vpd.programs.retrieval.same_template`). ``library`` is a few-shot
+    library folder other than the packaged one (its contents are part of the prompt fingerprint).
     """
 
     def __init__(self, sampler: Any, *, tools: Iterable[str] | None, fewshot: str, temperature: float,
                  max_tokens: int, stats: "SessionStats", greedy_first: bool = True,
                  prompter: Callable[[str, tuple[str, ...] | None], Any] | None = None,
-                 exclude_same_template: bool = False) -> None:
+                 exclude_same_template: bool = False, library: str | None = None) -> None:
         self.sampler = sampler
         self.tools = list(tools) if tools is not None else None
         self.fewshot = fewshot
@@ -49,6 +50,7 @@ class LLMProgramWriter:
         self.max_tokens = max_tokens
         self.greedy_first = greedy_first
         self.exclude_same_template = exclude_same_template
+        self.library = library  # a few-shot library folder; None = the packaged one
         self.stats = stats
         self._lock = threading.Lock()
         self._prompter = prompter or self._build_prompt
@@ -60,7 +62,7 @@ class LLMProgramWriter:
         budget = ctx - self.max_tokens if ctx else None
         return build_program_prompt(question, choices, tools=self.tools, mode=self.fewshot, budget_tokens=budget,
                                     count_tokens=getattr(self.sampler, "count_tokens", None),
-                                    exclude_same_template=self.exclude_same_template)
+                                    exclude_same_template=self.exclude_same_template, library=self.library)
 
     def warm(self, questions: Sequence[tuple[str, tuple[str, ...] | None]]) -> None:
         """Build the shared prompt builder and its models (MiniLM, the library matrix) and embed
@@ -70,7 +72,8 @@ class LLMProgramWriter:
             return
         from vpd.programs.prompt import warm_prompts
 
-        warm_prompts(questions, self.tools, mode=self.fewshot, count_tokens=getattr(self.sampler, "count_tokens", None))
+        warm_prompts(questions, self.tools, mode=self.fewshot, count_tokens=getattr(self.sampler, "count_tokens", None),
+                     library=self.library)
 
     def prompt_fingerprint(self) -> str | None:
         """What the prompts are made of (see :func:`vpd.programs.prompt.prompt_fingerprint`; ``+lto``
@@ -79,7 +82,7 @@ class LLMProgramWriter:
             return None
         from vpd.programs.prompt import prompt_fingerprint
 
-        return prompt_fingerprint(self.tools) + ("+lto" if self.exclude_same_template else "")
+        return prompt_fingerprint(self.tools, self.library) + ("+lto" if self.exclude_same_template else "")
 
     def sample(self, questions: Sequence[tuple[str, tuple[str, ...] | None]], k: int, *, seed: int) -> list[list[Sample]]:
         """``k`` samples per question; safe to call from several threads (counters under a lock)."""

@@ -34,6 +34,8 @@ def synth(
     exclude_same_template: bool = typer.Option(False, "--exclude-same-template",
                                                help="Leave-template-out: never show a few-shot program written "
                                                     "for the question's own template."),
+    library: Optional[Path] = typer.Option(None, "--library", help="A few-shot program library folder "
+                                           "(*.py examples, as programs/library/); default: the packaged one."),
     workers: int = typer.Option(2, "--workers", min=1, help="Sandbox worker processes."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
     temperature: float = typer.Option(0.7, "--temperature", min=0.0, help="Sampling temperature (0 = greedy)."),
@@ -100,10 +102,13 @@ def synth(
     if not data.exists():
         raise typer.BadParameter(f"no dataset at {data}", param_hint="--data")
     check_sampler_spec(llm)
+    if library is not None and not library.is_dir():
+        raise typer.BadParameter(f"no program library folder at {library}", param_hint="--library")
     k = k if k is not None else (1 if no_labels else 5)
     cfg = SynthConfig(data=str(data), out=str(out), llm=llm, tools=tools, k=k, resume=resume, overwrite=overwrite,
                       limit=limit, split=normalize_split(split), reuse=not no_reuse, labels=not no_labels, fewshot=fewshot,
                       exclude_same_template=exclude_same_template,
+                      library=str(library.resolve()) if library is not None else None,
                       workers=workers, seed=seed, temperature=temperature, select=select, max_tokens=max_tokens,
                       timeout_s=timeout_s, memory_mb=memory_mb, cache=cache, checker=checker, judge=judge,
                       llm_batch=llm_batch, overlap=overlap, greedy_first=greedy_first, share_analyses=shared_analyses,
