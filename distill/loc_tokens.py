@@ -32,7 +32,8 @@ def loc_vocabulary(bins: int = DEFAULT_BINS) -> list[str]:
     return [loc_token(i) for i in range(bins)]
 
 
-def _quantise(value: float, extent: float, bins: int) -> int:
+def quantise(value: float, extent: float, bins: int) -> int:
+    """The bin ``0 .. bins-1`` of a coordinate ``value`` in ``[0, extent]`` pixels."""
     return min(bins - 1, max(0, int(value / max(extent, 1e-9) * bins)))
 
 
@@ -43,8 +44,8 @@ def _centre(index: int, extent: float, bins: int) -> float:
 def box_to_loc(box: Sequence[float], width: float, height: float, bins: int = DEFAULT_BINS) -> str:
     """``(x0, y0, x1, y1)`` pixels -> ``"<locY0><locX0><locY1><locX1>"``."""
     x0, y0, x1, y1 = box
-    return "".join(loc_token(i) for i in (_quantise(y0, height, bins), _quantise(x0, width, bins),
-                                          _quantise(y1, height, bins), _quantise(x1, width, bins)))
+    return "".join(loc_token(i) for i in (quantise(y0, height, bins), quantise(x0, width, bins),
+                                          quantise(y1, height, bins), quantise(x1, width, bins)))
 
 
 def detections_text(items: Sequence[tuple[Sequence[float], str]], width: float, height: float,

@@ -190,26 +190,43 @@ def _train_captions(ckpt: str | Path) -> list[str]:
 
 
 def grid_quality(model, scenes: Sequence[PretrainScene], pixels: dict[str, np.ndarray]) -> dict[str, float]:
-    """Accuracy of the dense grid head (colour / shape / size on cells holding an object centre, and
-    object-vs-empty over all cells) on held-out scenes; ``{}`` for a model without the head."""
+    """Accuracy of the dense grid head on held-out scenes: colour / shape / size on cells holding an
+    object centre and object-vs-empty over all cells; with box groups, the share of box bins within
+    one bin of the truth on those cells and the head read as a class-agnostic dense detector (box
+    recall / precision at IoU >= 0.5 over every object); ``{}`` for a model without the head."""
     if not getattr(model.config.vision, "grid_head", 0):
         return {}
     import jax.numpy as jnp
 
-    from vpd.distill.grid_targets import GROUPS, grid_targets
+    from vpd.distill.grid_targets import GROUPS, box_bins_of, decode_boxes, grid_targets, groups
 
     grid = model.config.vision.image_size // model.config.vision.patch_size
+    box_bins = box_bins_of(model.config.vision.grid_head)
     px = jnp.asarray(np.stack([pixels[sc.image] for sc in scenes]))
     vision = model.vision(px)
     b, n, d = vision.shape
     logits = np.asarray(model.grid_head(vision.reshape(b * n, d)).reshape(b, n, -1))
-    target = np.stack([grid_targets(sc.objects, sc.width, sc.height, grid) for sc in scenes])
+    target = np.stack([grid_targets(sc.objects, sc.width, sc.height, grid, box_bins) for sc in scenes])
     has = target[..., 0] > 0
     out, start = {}, 0
-    for name, (g, k) in zip(("color", "shape", "size"), enumerate(GROUPS)):
+    names = ("color", "shape", "size", "y0", "x0", "y1", "x1")
+    near = []
+    for g, k in enumerate(groups(box_bins)):
         pred = logits[..., start:start + k].argmax(-1)
         start += k
-        out[f"{name}_acc"] = float((pred[has] == target[..., g][has]).mean()) if has.any() else 0.0
+        if g < len(GROUPS):
+            out[f"{names[g]}_acc"] = float((pred[has] == target[..., g][has]).mean()) if has.any() else 0.0
+        else:
+            near.append(np.abs(pred[has] - target[..., g][has]) <= 1)
         if g == 0:
             out["objectness_acc"] = float(((pred > 0) == has).mean())
+    if box_bins:
+        out["box_bins_within_1"] = float(np.concatenate(near).mean()) if has.any() else 0.0
+        tp = n_pred = n_gt = 0
+        for i, sc in enumerate(scenes):
+            pred_boxes = [bx for _, bx in decode_boxes(logits[i], grid, sc.width, sc.height, box_bins)]
+            gt = [list(o["bbox"]) for o in sc.objects]
+            tp, n_pred, n_gt = tp + match_boxes(pred_boxes, gt), n_pred + len(pred_boxes), n_gt + len(gt)
+        out["dense_recall@0.5"] = tp / max(n_gt, 1)
+        out["dense_precision@0.5"] = tp / max(n_pred, 1)
     return out

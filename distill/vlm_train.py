@@ -78,6 +78,9 @@ class TrainConfig:
     #: weight of the dense per-image-token loss (:mod:`vpd.distill.grid_targets`) on records with a
     #: ``scene``; needs a model with ``vision.grid_head`` (pretraining only).
     grid_weight: float = 0.0
+    #: a preset with a grid head gets the four box groups too (``y0, x0, y1, x1`` at ``loc_bins`` bins,
+    #: :func:`vpd.distill.grid_targets.head_width`): the encoder learns where each object is.
+    grid_boxes: bool = False
     #: LSKD rows (task ``lskd``) get fresh region ids each time they are batched (:mod:`vpd.distill.region_shuffle`).
     shuffle_regions: bool = True
 
@@ -176,11 +179,12 @@ def read_mixture(path: str | Path, max_examples: int | None = None) -> tuple[lis
 
 
 def tokenize_mixture(records: list[dict], tok: VLMTokenizer, image_size: int, max_prefix: int, max_suffix: int,
-                     problems: list[dict] | None = None, grid: int = 0) -> MixtureData:
+                     problems: list[dict] | None = None, grid: int = 0, grid_box_bins: int = 0) -> MixtureData:
     """Load images (bad ones are recorded and their examples dropped) and tokenize every record.
 
     ``grid`` > 0: also the dense targets (:mod:`vpd.distill.grid_targets`) of every image whose
     records carry a ``scene`` (``{"width", "height", "objects"}``); other images are ignored cells.
+    ``grid_box_bins`` > 0: the targets carry each object's box bins too (a head with box groups).
     """
     problems = [] if problems is None else problems
     cache: dict[str, int] = {}
@@ -196,7 +200,8 @@ def tokenize_mixture(records: list[dict], tok: VLMTokenizer, image_size: int, ma
                     from vpd.distill.grid_targets import grid_targets, ignored
 
                     sc = rec.get("scene")
-                    grids.append(grid_targets(sc["objects"], sc["width"], sc["height"], grid) if sc else ignored(grid))
+                    grids.append(grid_targets(sc["objects"], sc["width"], sc["height"], grid, grid_box_bins) if sc
+                                 else ignored(grid, grid_box_bins))
                 cache[path] = len(images) - 1
             except (ValueError, OSError) as exc:
                 cache[path] = -1
@@ -248,18 +253,25 @@ def target_count(batch: dict[str, np.ndarray]) -> int:
 
 
 def grid_loss(model: PaliGemma, vision: jax.Array, grid: jax.Array) -> jax.Array:
-    """Per-example mean cross-entropy of the dense grid head over non-ignored cells and groups ``[B]``."""
-    from vpd.distill.grid_targets import GROUPS
+    """Per-example dense grid loss ``[B]``: the mean cross-entropy of the attribute groups over
+    non-ignored cells, plus (a head with box groups) the mean cross-entropy of the four box bins
+    over the cells holding an object (:mod:`vpd.distill.grid_targets`)."""
+    from vpd.distill.grid_targets import GROUPS, box_bins_of, groups
 
     b, n, d = vision.shape
-    logits = model.grid_head(vision.reshape(b * n, d)).reshape(b, n, -1).astype(jnp.float32)  # [B, N, sum(GROUPS)]
-    total, count, start = 0.0, 0.0, 0
-    for g, n in enumerate(GROUPS):
+    logits = model.grid_head(vision.reshape(b * n, d)).reshape(b, n, -1).astype(jnp.float32)  # [B, N, head]
+    sizes = groups(box_bins_of(logits.shape[-1]))
+    parts, start = [[0.0, 0.0], [0.0, 0.0]], 0
+    for g, k in enumerate(sizes):
         target = grid[..., g]
         ok = (target >= 0).astype(jnp.float32)
-        ce = optax.softmax_cross_entropy_with_integer_labels(logits[..., start:start + n], jnp.maximum(target, 0))
-        total, count, start = total + (ce * ok).sum(-1), count + ok.sum(-1), start + n
-    return total / jnp.maximum(count, 1.0)
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits[..., start:start + k], jnp.maximum(target, 0))
+        part = parts[int(g >= len(GROUPS))]
+        part[0], part[1], start = part[0] + (ce * ok).sum(-1), part[1] + ok.sum(-1), start + k
+    loss = parts[0][0] / jnp.maximum(parts[0][1], 1.0)
+    if len(sizes) > len(GROUPS):
+        loss = loss + parts[1][0] / jnp.maximum(parts[1][1], 1.0)
+    return loss
 
 
 def suffix_loss(model: PaliGemma, batch: dict[str, jax.Array], max_targets: int | None = None,
@@ -422,6 +434,10 @@ def init_student(model_spec: str, texts: list[str], cfg: TrainConfig) -> tuple[P
         if tok.vocab_size > config.text.vocab_size:
             raise ValueError(f"tokenizer has {tok.vocab_size} tokens, more than the preset's {config.text.vocab_size}")
         config = config.replace(pad_id=tok.pad_id, eos_id=tok.eos_id, bos_id=tok.bos_id)
+        if cfg.grid_boxes and config.vision.grid_head and cfg.loc_bins > 0:
+            from vpd.distill.grid_targets import head_width
+
+            config = config.replace(vision=dict(grid_head=head_width(cfg.loc_bins)))
         return PaliGemma(config, rngs=nnx.Rngs(cfg.seed)), tok, {"init": model_spec}
     path = Path(model_spec)
     if ckpt.is_student_checkpoint(path):
@@ -502,8 +518,10 @@ def train(data: str | Path, model_spec: str, out: str | Path, cfg: TrainConfig, 
         resumed = False
     grid = (model.config.vision.image_size // model.config.vision.patch_size
             if cfg.grid_weight and model.config.vision.grid_head else 0)
+    from vpd.distill.grid_targets import box_bins_of
+
     data_ = tokenize_mixture(records, tok, model.config.vision.image_size, cfg.max_prefix, cfg.max_suffix, problems,
-                             grid=grid)
+                             grid=grid, grid_box_bins=box_bins_of(model.config.vision.grid_head) if grid else 0)
     if not resumed:
         meta["shortening"] = data_.shortening
     from vpd.distill.region_shuffle import RegionShuffler

@@ -135,6 +135,73 @@ def test_grid_targets_label_the_centre_cell() -> None:
     assert (g[1:63] == 0).all()
 
 
+def test_grid_targets_carry_box_bins_of_the_centre_object() -> None:
+    from vpd.distill.grid_targets import (GROUPS, HEAD_WIDTH, IGNORE, box_bins_of, decode_boxes, grid_targets,
+                                          head_width)
+    from vpd.distill.loc_tokens import box_to_loc
+
+    objs = [{"shape": "cube", "color": "red", "size": "large", "bbox": [100, 60, 160, 120]}]
+    g = grid_targets(objs, 320, 240, 8, box_bins=64)
+    assert g.shape == (64, len(GROUPS) + 4)
+    cell = int(90 / 240 * 8) * 8 + int(130 / 320 * 8)
+    assert "".join(f"<loc{v:04d}>" for v in g[cell, 3:]) == box_to_loc(objs[0]["bbox"], 320, 240, 64)
+    others = np.delete(g, cell, axis=0)
+    assert (others[:, 3:] == IGNORE).all() and (others[:, :3] == 0).all()
+    assert head_width(64) == HEAD_WIDTH + 256 and box_bins_of(head_width(64)) == 64 and box_bins_of(HEAD_WIDTH) == 0
+    with pytest.raises(ValueError):
+        box_bins_of(HEAD_WIDTH + 3)
+    # the head read as a detector: one-hot logits of these targets give the box back (bin centres)
+    logits = np.full((64, head_width(64)), -9.0)
+    logits[:, 0] = 0.0
+    logits[cell, 0], logits[cell, 1] = -9.0, 0.0  # an object (colour class 1) only in that cell
+    for i, v in enumerate(g[cell, 3:]):
+        logits[cell, HEAD_WIDTH + i * 64 + v] = 0.0
+    [(c, box)] = decode_boxes(logits, 8, 320, 240, 64)
+    assert c == cell and all(abs(a - b) <= 5 for a, b in zip(box, objs[0]["bbox"]))
+
+
+def test_grid_box_loss_trains_and_is_measured(tmp_path: Path, shapes_dir: Path) -> None:
+    """A head with box groups: targets have 7 columns, the box part adds loss that training lowers,
+    and grid_quality reports the box-bin accuracy and the dense detector's recall."""
+    import jax.numpy as jnp
+
+    from vpd.distill.grid_targets import head_width
+    from vpd.distill.pretrain import grid_quality
+    from vpd.distill.pretrain_tasks import pretrain_records, read_scenes
+    from vpd.distill.vlm_config import preset
+    from vpd.distill.vlm_model import build_model
+    from vpd.distill.vlm_preprocess import preprocess_image
+    from vpd.distill.vlm_tokenizer import train_bpe
+    from vpd.distill.vlm_train import TrainConfig, Trainer, grid_loss, init_student, tokenize_mixture
+
+    scenes = read_scenes(shapes_dir)[:4]
+    records = pretrain_records(scenes, {"caption": 1})
+    cfg = preset("test").replace(vision=dict(grid_head=head_width(16)))
+    tok = train_bpe([r["prefix"] + r["suffix"] for r in records], vocab_size=cfg.text.vocab_size)
+    grid = cfg.vision.image_size // cfg.vision.patch_size
+    data = tokenize_mixture(records, tok, cfg.vision.image_size, 8, 64, grid=grid, grid_box_bins=16)
+    assert data.grid.shape == (4, grid * grid, 7) and data.grid[..., 3:].max() > 0
+    batch = data.batch(np.arange(4))
+    model = build_model(cfg.replace(pad_id=tok.pad_id, eos_id=tok.eos_id, bos_id=tok.bos_id))
+    attr_only = jnp.asarray(batch["grid"]).at[..., 3:].set(-1)
+    px = jnp.asarray(batch["pixels"])
+    assert float(grid_loss(model, model.vision(px), jnp.asarray(batch["grid"])).mean()) > \
+        float(grid_loss(model, model.vision(px), attr_only).mean()) + 1.0  # ~log(16) more at init
+    trainer = Trainer(model, TrainConfig(steps=30, batch=4, lr=3e-3, warmup_steps=0, max_suffix=64, grid_weight=1.0))
+    m = trainer.model()
+    before = float(grid_loss(m, m.vision(px), jnp.asarray(batch["grid"])).mean())
+    for _ in range(15):
+        trainer.step(batch)
+    m = trainer.model()
+    assert float(grid_loss(m, m.vision(px), jnp.asarray(batch["grid"])).mean()) < 0.7 * before
+    q = grid_quality(m, scenes, {sc.image: preprocess_image(sc.image, cfg.vision.image_size) for sc in scenes})
+    assert {"box_bins_within_1", "dense_recall@0.5", "dense_precision@0.5", "color_acc"} <= set(q)
+    assert 0.0 <= q["dense_recall@0.5"] <= 1.0
+    # TrainConfig.grid_boxes widens a preset's head to the four box groups at loc_bins bins
+    m2, _, _ = init_student("student-s", ["caption en 1 object"], TrainConfig(loc_bins=64, grid_boxes=True))
+    assert m2.config.vision.grid_head == head_width(64)
+
+
 def test_grid_loss_trains_the_vision_head(tmp_path: Path, shapes_dir: Path) -> None:
     """With grid_weight > 0 the dense head gets gradients and its loss falls on repeated batches."""
     import jax.numpy as jnp

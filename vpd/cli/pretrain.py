@@ -35,6 +35,8 @@ def pretrain_cmd(
     max_scenes: Optional[int] = typer.Option(None, "--max-scenes", help="Use only the first N train scenes."),
     grid_weight: float = typer.Option(1.0, "--grid-weight", help="Weight of the dense per-image-token loss (colour, "
                                       "shape, size of the object centred in each cell; 0: text tasks only)."),
+    grid_boxes: bool = typer.Option(True, "--grid-boxes/--no-grid-boxes", help="The dense head also predicts each "
+                                    "object's box (four location bins) in its centre cell."),
     eval_scenes: int = typer.Option(100, "--eval-scenes", help="Val scenes for the detection measurement (0: skip)."),
     seed: int = typer.Option(0, "--seed"),
     eval_only: bool = typer.Option(False, "--eval-only", help="Only measure the existing base in --out "
@@ -54,6 +56,7 @@ def pretrain_cmd(
         return
 
     cfg = TrainConfig(steps=steps, batch=batch, lr=lr, seed=seed, loc_bins=loc_bins, grid_weight=grid_weight,
+                      grid_boxes=grid_boxes,
                       warmup_steps=min(100, steps // 10),
                       max_prefix=32, max_suffix=128, ckpt_every=max(steps // 4, 1))
     try:
