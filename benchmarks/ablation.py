@@ -22,6 +22,11 @@ ones (resumable; ``--report-only`` trains nothing and reports what has finished)
 CI over seeds (Student's t; a single seed gets the Wilson interval over questions), the paired
 VPD − label difference per budget, per-question-type accuracy, the majority-answer baseline of the
 test split, ``OUT/ablation.{json,md,png}``.
+
+``--replay-pretrain N`` mixes N of the base's own pretraining records into every trained arm;
+``--grid-weight W`` keeps the base's dense grid loss (:mod:`vpd.distill.grid_targets`) alive at weight
+W on those replayed records (they carry their scene), so instruction tuning keeps the encoder's
+per-cell supervision. A finished run is reused by folder, so a changed recipe needs its own ``--out``.
 """
 
 from __future__ import annotations
@@ -112,10 +117,12 @@ def run_arm(arm: str, budget: int, seed: int, args: argparse.Namespace, lines: l
         data = write_lines(run_dir / "data", arm_lines(lines, arm, ids, blind=blind) + replay)
         tasks = Counter(r["task"] for r in read_lines(data))
         cfg = default_recipe(steps=args.steps, batch=args.batch, lr=args.lr, seed=seed,
-                             warmup_steps=min(50, args.steps // 10), ckpt_every=args.steps, max_suffix=args.max_suffix)
+                             warmup_steps=min(50, args.steps // 10), ckpt_every=args.steps, max_suffix=args.max_suffix,
+                             grid_weight=args.grid_weight)
         res = train(data, str(args.base) if args.base else args.model, run_dir / "student", cfg, progress=False)
         ckpt = run_dir / "student"
-        info.update(train_lines=dict(tasks), final_loss=res.final_loss, train_seconds=round(res.seconds, 1))
+        info.update(train_lines=dict(tasks), final_loss=res.final_loss, train_seconds=round(res.seconds, 1),
+                    grid_weight=args.grid_weight)
     if blind is not None:
         examples = [dataclasses.replace(e, image=str(blind)) for e in examples]
     modes = ("direct", "cot") if arm in RATIONALE_ARMS else ("direct",)
@@ -271,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="score only the first N test examples")
     ap.add_argument("--replay-pretrain", type=int, default=0,
                     help="add N of the base's pretraining records to every trained arm (needs --base)")
+    ap.add_argument("--grid-weight", type=float, default=0.0,
+                    help="keep the base's dense grid loss at this weight during instruction tuning (it applies to "
+                         "records carrying a scene: the replayed pretraining records; needs a base with a grid head)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 20 steps, one budget of 16, 1 seed, 24 questions")
     ap.add_argument("--report-only", action="store_true",
                     help="train nothing: report the finished runs under OUT/runs for these budgets, arms and "

@@ -119,3 +119,41 @@ def test_replay_draws_the_bases_pretraining_records(tmp_path: Path) -> None:
     assert replay_lines(base, 0, 0) == [] and len(replay_lines(base, 500, 0)) == 50
     with pytest.raises(FileNotFoundError, match="vpd pretrain"):
         replay_lines(tmp_path / "nobase", 5, 0)
+
+
+def test_grid_weight_keeps_training_the_bases_grid_head(shapes_dir: Path, tmp_path: Path) -> None:
+    """``--grid-weight`` reaches instruction tuning: the replayed scene records train the base's dense
+    head (without it the head gets no gradient: only weight decay moves it, by far less)."""
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from vpd.benchmarks.ablation import main
+    from vpd.cli import app
+    from vpd.distill.vlm_checkpoint import flat_params, load_student
+
+    base = tmp_path / "base"
+    r = CliRunner().invoke(app, ["pretrain", "--data", str(shapes_dir), "--out", str(base), "--model", "student-s",
+                                 "--steps", "2", "--batch", "2", "--loc-bins", "16", "--eval-scenes", "0"])
+    assert r.exit_code == 0, (r.output, r.exception)
+    mix = _mixture(shapes_dir, tmp_path / "mix")
+
+    def head(ckpt: Path) -> dict:
+        from flax import nnx
+
+        model = load_student(ckpt)[0]
+        return {k: np.asarray(v) for k, v in flat_params(nnx.state(model)).items() if "grid_head" in k}
+
+    heads = {}
+    for weight in ("0", "1"):
+        out = tmp_path / f"abl{weight}"
+        assert main(["--mixture", str(mix), "--test", str(shapes_dir), "--split", "", "--base", str(base),
+                     "--arms", "label", "--budgets", "4", "--seeds", "1", "--steps", "2", "--batch", "2",
+                     "--limit", "2", "--replay-pretrain", "4", "--grid-weight", weight, "--out", str(out)]) == 0
+        score = json.loads((out / "runs" / "b4" / "label" / "s0" / "score.json").read_text())
+        assert score["grid_weight"] == float(weight) and score["train_lines"]["label"] == 4
+        heads[weight] = head(out / "runs" / "b4" / "label" / "s0" / "student")
+    before = head(base)
+    assert before and set(before) == set(heads["1"])
+    moved = {w: max(float(np.abs(h[k] - before[k]).max()) for k in before) for w, h in heads.items()}
+    print("largest grid-head change by --grid-weight:", moved)
+    assert moved["1"] > 10 * moved["0"]  # Adam steps of ~lr vs weight decay's lr * wd * |w|
