@@ -11,6 +11,8 @@ the same steps, batch, learning rate and seed (see :mod:`vpd.benchmarks.ablation
 * ``base``     — the pretrained base, untuned (it has never seen a question);
 * ``label``    — label-only instruction tuning;
 * ``vpd``      — labels + rationales of the same examples (VPD's multitask mixture);
+* ``vpd-long`` — ``vpd`` trained for more steps, so each label line is seen as often as in ``label``
+  (equal exposure: steps × the arm's lines / the label arm's lines, replay counted in both);
 * ``vpd+lskd`` — ``vpd`` + the mixture's LSKD triples;
 * ``teacher``  — the programs themselves as a zero-shot solver (``--teacher PRED.jsonl`` from
   ``vpd synth --no-labels`` on the same test questions), scored by the same checker.
@@ -39,12 +41,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
-from vpd.benchmarks.ablation_data import (arm_lines, blind_image, read_lines, replay_lines, sample_budget,
-                                          write_lines)
+from vpd.benchmarks.ablation_data import (arm_lines, blind_image, equal_exposure_steps, read_lines, replay_lines,
+                                          sample_budget, write_lines)
 from vpd.benchmarks.ablation_stats import Interval, paired_difference, t_interval, wilson
 
-ALL_ARMS = ("blind", "base", "label", "vpd", "vpd+lskd", "teacher")
-RATIONALE_ARMS = ("vpd", "vpd+lskd")
+ALL_ARMS = ("blind", "base", "label", "vpd", "vpd-long", "vpd+lskd", "teacher")
+RATIONALE_ARMS = ("vpd", "vpd-long", "vpd+lskd")
 
 
 def _test_examples(test: Path, split: str | None, limit: int | None) -> list:
@@ -114,15 +116,20 @@ def run_arm(arm: str, budget: int, seed: int, args: argparse.Namespace, lines: l
         replay = replay_lines(args.base, args.replay_pretrain, seed) if args.replay_pretrain else []
         if blind is not None:
             replay = [dict(r, image=str(blind)) for r in replay]
-        data = write_lines(run_dir / "data", arm_lines(lines, arm, ids, blind=blind) + replay)
+        chosen = arm_lines(lines, arm, ids, blind=blind)
+        data = write_lines(run_dir / "data", chosen + replay)
         tasks = Counter(r["task"] for r in read_lines(data))
-        cfg = default_recipe(steps=args.steps, batch=args.batch, lr=args.lr, seed=seed,
-                             warmup_steps=min(50, args.steps // 10), ckpt_every=args.steps, max_suffix=args.max_suffix,
+        steps = args.steps
+        if arm == "vpd-long":
+            steps = equal_exposure_steps(args.steps, len(chosen) + len(replay),
+                                         len(arm_lines(lines, "label", ids)) + len(replay))
+        cfg = default_recipe(steps=steps, batch=args.batch, lr=args.lr, seed=seed,
+                             warmup_steps=min(50, args.steps // 10), ckpt_every=steps, max_suffix=args.max_suffix,
                              grid_weight=args.grid_weight)
         res = train(data, str(args.base) if args.base else args.model, run_dir / "student", cfg, progress=False)
         ckpt = run_dir / "student"
         info.update(train_lines=dict(tasks), final_loss=res.final_loss, train_seconds=round(res.seconds, 1),
-                    grid_weight=args.grid_weight)
+                    grid_weight=args.grid_weight, steps=steps)
     if blind is not None:
         examples = [dataclasses.replace(e, image=str(blind)) for e in examples]
     modes = ("direct", "cot") if arm in RATIONALE_ARMS else ("direct",)

@@ -7,6 +7,8 @@ seeds' spread covers data variance too). The arms then train on:
 * ``label``  — the ``label`` lines of those examples;
 * ``vpd``    — the same label lines + the ``rationale`` lines of those examples (the ones whose
   program verified);
+* ``vpd-long`` — the ``vpd`` lines, trained for more steps (:func:`equal_exposure_steps`) so that each
+  label line is seen as often as in ``label``: the control for rationales diluting the labels;
 * ``vpd+lskd`` — ``vpd`` + every ``lskd`` line (LSKD needs no labels);
 * ``blind``  — the ``label`` arm with every image replaced by one constant grey image (the
   question-only control); it is evaluated on the same constant image.
@@ -26,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-ARMS_TRAINED = ("label", "vpd", "vpd+lskd", "blind")
+ARMS_TRAINED = ("label", "vpd", "vpd-long", "vpd+lskd", "blind")
 BLIND_GREY = 128  # the constant image's value (uint8, every channel)
 
 
@@ -69,11 +71,20 @@ def arm_lines(lines: Sequence[dict], arm: str, ids: Sequence[str], *, blind: Pat
             raise ValueError("the blind arm needs the constant image")
         return [dict(r, image=str(blind)) for r in label]
     rationale = [r for r in lines if r.get("task") == "rationale" and r["example_id"] in chosen]
-    if arm == "vpd":
+    if arm in ("vpd", "vpd-long"):
         return label + rationale
     if arm == "vpd+lskd":
         return label + rationale + [r for r in lines if r.get("task") == "lskd"]
     raise ValueError(f"unknown arm {arm!r} (one of {', '.join(ARMS_TRAINED)})")
+
+
+def equal_exposure_steps(steps: int, arm_lines_n: int, label_lines_n: int) -> int:
+    """Steps that give an arm of ``arm_lines_n`` training lines the same passes over its data as
+    ``steps`` give the label arm's ``label_lines_n`` lines (both counts include any replay), at the
+    same batch: ``round(steps * arm_lines_n / label_lines_n)``, never fewer than ``steps``."""
+    if label_lines_n <= 0:
+        raise ValueError("the label arm has no training lines")
+    return max(steps, round(steps * arm_lines_n / label_lines_n))
 
 
 def write_lines(folder: str | Path, lines: Sequence[dict]) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vpd.benchmarks.ablation_data import arm_lines, blind_image, sample_budget
+from vpd.benchmarks.ablation_data import arm_lines, blind_image, equal_exposure_steps, sample_budget
 from vpd.benchmarks.ablation_stats import paired_difference, t_interval, wilson
 
 
@@ -49,6 +49,12 @@ def test_budget_sampling_and_arm_lines(shapes_dir: Path, tmp_path: Path) -> None
     assert {r["image"] for r in blind} == {str(grey)} and [r["suffix"] for r in blind] == [r["suffix"] for r in label]
     with pytest.raises(ValueError, match="unknown arm"):
         arm_lines(lines, "nope", a)
+    # equal exposure: the longer arm trains the same lines as vpd, for proportionally more steps
+    assert arm_lines(lines, "vpd-long", a) == vpd
+    assert equal_exposure_steps(400, 3870, 3000) == 516 and equal_exposure_steps(400, 3000, 3000) == 400
+    assert equal_exposure_steps(10, 5, 10) == 10  # never fewer steps than the label arm
+    with pytest.raises(ValueError, match="no training lines"):
+        equal_exposure_steps(10, 5, 0)
 
 
 def test_intervals() -> None:
@@ -68,17 +74,22 @@ def test_quick_ablation_end_to_end(shapes_dir: Path, tmp_path: Path) -> None:
     mix = _mixture(shapes_dir, tmp_path / "mix")
     out = tmp_path / "abl"
     assert main(["--mixture", str(mix), "--test", str(shapes_dir), "--split", "", "--model", "test",
-                 "--arms", "blind,label,vpd", "--quick", "--budgets", "8", "--seeds", "2", "--steps", "3",
+                 "--arms", "blind,label,vpd,vpd-long", "--quick", "--budgets", "8", "--seeds", "2", "--steps", "3",
                  "--limit", "6", "--out", str(out)]) == 0
     report = json.loads((out / "ablation.json").read_text())
     rows = {(r["arm"], r["mode"]): r for r in report["rows"]}
-    assert set(rows) == {("blind", "direct"), ("label", "direct"), ("vpd", "direct"), ("vpd", "cot")}
+    assert set(rows) == {("blind", "direct"), ("label", "direct"), ("vpd", "direct"), ("vpd", "cot"),
+                         ("vpd-long", "direct"), ("vpd-long", "cot")}
     assert all(r["seeds"] == 2 and r["n"] == 2 and 0 <= r["mean"] <= 1 for r in rows.values())
-    assert {d["mode"] for d in report["differences"]} == {"direct", "cot"}
+    assert {(d["arm"], d["mode"]) for d in report["differences"]} == {(a, m) for a in ("vpd", "vpd-long")
+                                                                      for m in ("direct", "cot")}
     assert 0 <= report["majority"]["accuracy"] <= 1 and report["test_examples"] == 6
     assert (out / "ablation.png").stat().st_size > 0 and "majority" in (out / "ablation.md").read_text().lower()
     score = json.loads((out / "runs" / "b8" / "vpd" / "s0" / "score.json").read_text())
-    assert score["train_lines"]["label"] == 8 and score["modes"]["cot"]["n"] == 6
+    assert score["train_lines"]["label"] == 8 and score["modes"]["cot"]["n"] == 6 and score["steps"] == 3
+    long = json.loads((out / "runs" / "b8" / "vpd-long" / "s0" / "score.json").read_text())
+    assert long["train_lines"] == score["train_lines"]  # same lines, each label line seen as often as in label
+    assert long["steps"] == round(3 * sum(score["train_lines"].values()) / score["train_lines"]["label"]) > 3
     # resumable: a rerun reuses every finished arm (no training)
     before = (out / "runs" / "b8" / "vpd" / "s0" / "score.json").stat().st_mtime
     main(["--mixture", str(mix), "--test", str(shapes_dir), "--split", "", "--model", "test", "--arms",
