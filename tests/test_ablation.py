@@ -165,6 +165,9 @@ def test_grid_weight_keeps_training_the_bases_grid_head(shapes_dir: Path, tmp_pa
         heads[weight] = head(out / "runs" / "b4" / "label" / "s0" / "student")
     before = head(base)
     assert before and set(before) == set(heads["1"])
+    from vpd.distill.grid_targets import HEAD_WIDTH
+
+    assert {v.shape[-1] for v in before.values()} == {HEAD_WIDTH}  # --grid-boxes is off by default
     moved = {w: max(float(np.abs(h[k] - before[k]).max()) for k in before) for w, h in heads.items()}
     print("largest grid-head change by --grid-weight:", moved)
     assert moved["1"] > 10 * moved["0"]  # Adam steps of ~lr vs weight decay's lr * wd * |w|

@@ -35,8 +35,10 @@ def pretrain_cmd(
     max_scenes: Optional[int] = typer.Option(None, "--max-scenes", help="Use only the first N train scenes."),
     grid_weight: float = typer.Option(1.0, "--grid-weight", help="Weight of the dense per-image-token loss (colour, "
                                       "shape, size of the object centred in each cell; 0: text tasks only)."),
-    grid_boxes: bool = typer.Option(True, "--grid-boxes/--no-grid-boxes", help="The dense head also predicts each "
-                                    "object's box (four location bins) in its centre cell."),
+    grid_boxes: bool = typer.Option(False, "--grid-boxes/--no-grid-boxes", help="The dense head also predicts each "
+                                    "object's box (four location bins) in its centre cell: the encoder learns to "
+                                    "localise, but at student-s size the captions and the tuned student got worse "
+                                    "(README), so off by default."),
     eval_scenes: int = typer.Option(100, "--eval-scenes", help="Val scenes for the detection measurement (0: skip)."),
     seed: int = typer.Option(0, "--seed"),
     eval_only: bool = typer.Option(False, "--eval-only", help="Only measure the existing base in --out "
