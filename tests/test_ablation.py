@@ -140,6 +140,7 @@ def test_grid_weight_keeps_training_the_bases_grid_head(shapes_dir: Path, tmp_pa
 
     from vpd.benchmarks.ablation import main
     from vpd.cli import app
+    from vpd.distill.grid_targets import HEAD_WIDTH
     from vpd.distill.vlm_checkpoint import flat_params, load_student
 
     base = tmp_path / "base"
@@ -165,8 +166,6 @@ def test_grid_weight_keeps_training_the_bases_grid_head(shapes_dir: Path, tmp_pa
         heads[weight] = head(out / "runs" / "b4" / "label" / "s0" / "student")
     before = head(base)
     assert before and set(before) == set(heads["1"])
-    from vpd.distill.grid_targets import HEAD_WIDTH
-
     assert {v.shape[-1] for v in before.values()} == {HEAD_WIDTH}  # --grid-boxes is off by default
     moved = {w: max(float(np.abs(h[k] - before[k]).max()) for k in before) for w, h in heads.items()}
     print("largest grid-head change by --grid-weight:", moved)
