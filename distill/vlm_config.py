@@ -2,7 +2,8 @@
 
 A :class:`VLMConfig` holds the SigLIP-style vision encoder (:class:`VisionConfig`), the Gemma
 decoder (:class:`TextConfig`) and the special token ids. Presets are registered by name in
-:data:`PRESETS`: ``tiny`` (a few million parameters, trains on a laptop CPU) and
+:data:`PRESETS`: ``tiny`` (a few million parameters, trains on a laptop CPU), ``student-s`` /
+``student-sd`` (the 2-core CPU students of the pretraining experiments), ``test`` (unit tests) and
 ``paligemma-3b-pt-224`` (the sizes of Google's released checkpoint). Image sizes are pixels;
 ``num_image_tokens = (image_size // patch_size) ** 2``.
 """
@@ -112,6 +113,14 @@ def student_s() -> VLMConfig:
         text=TextConfig(vocab_size=1024, width=128, depth=3, heads=4, kv_heads=1, head_dim=32, mlp_dim=384),
         image_token_id=4,
     )
+
+
+@PRESETS.register("student-sd")
+def student_sd() -> VLMConfig:
+    """``student-s`` with a decoder that reads more of the image (the readout experiment of the README):
+    4 decoder layers instead of 3 and full multi-head attention (4 key/value heads, not 1), ~1.4M parameters."""
+    base = student_s()
+    return base.replace(preset="student-sd", text={"depth": 4, "kv_heads": 4})
 
 
 @PRESETS.register("test")

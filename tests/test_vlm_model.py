@@ -97,6 +97,15 @@ def test_config_roundtrip_and_presets():
         preset("tinny")
 
 
+def test_student_sd_changes_only_the_decoder_readout():
+    """``student-sd`` is ``student-s`` with a deeper, full multi-head decoder; the vision side is the same."""
+    s, sd = preset("student-s"), preset("student-sd")
+    assert sd.vision == s.vision and sd.preset == "student-sd"
+    assert (sd.text.depth, sd.text.kv_heads) == (s.text.depth + 1, s.text.heads)
+    n_s, n_sd = count_params(build_model(s)), count_params(build_model(sd))
+    assert n_s < n_sd < 1.4 * n_s
+
+
 def test_bpe_tokenizer_roundtrip(tmp_path):
     texts = ["How many red cubes are there?\nAnswer with a single word or phrase.", "There is a cube at 10 20 30 40."]
     tok = train_bpe(texts * 10, vocab_size=400)
