@@ -3,7 +3,7 @@
 A :class:`VLMConfig` holds the SigLIP-style vision encoder (:class:`VisionConfig`), the Gemma
 decoder (:class:`TextConfig`) and the special token ids. Presets are registered by name in
 :data:`PRESETS`: ``tiny`` (a few million parameters, trains on a laptop CPU), ``student-s`` /
-``student-sd`` (the 2-core CPU students of the pretraining experiments), ``test`` (unit tests) and
+``student-sd`` / ``student-sg`` (the 2-core CPU students of the pretraining experiments), ``test`` (unit tests) and
 ``paligemma-3b-pt-224`` (the sizes of Google's released checkpoint). Image sizes are pixels;
 ``num_image_tokens = (image_size // patch_size) ** 2``.
 """
@@ -35,6 +35,10 @@ class VisionConfig:
     #: > 0: a linear head of this many logits on each image token, for the dense pretraining targets of
     #: :mod:`vpd.distill.grid_targets` (unused after pretraining; not part of PaliGemma).
     grid_head: int = 0
+    #: with a grid head: append its per-group probabilities (colour, shape, size [, box bins]; gradients
+    #: stopped) to every image token before the projector, so the decoder reads the head's dense
+    #: predictions beside the features (a "readout" student; not part of PaliGemma).
+    grid_feed: bool = False
 
     @property
     def num_patches(self) -> int:
@@ -121,6 +125,13 @@ def student_sd() -> VLMConfig:
     4 decoder layers instead of 3 and full multi-head attention (4 key/value heads, not 1), ~1.4M parameters."""
     base = student_s()
     return base.replace(preset="student-sd", text={"depth": 4, "kv_heads": 4})
+
+
+@PRESETS.register("student-sg")
+def student_sg() -> VLMConfig:
+    """``student-s`` whose projector also reads the grid head's per-cell colour/shape/size probabilities
+    (``vision.grid_feed``): the decoder gets the dense head's predictions beside the features."""
+    return student_s().replace(preset="student-sg", vision={"grid_feed": True})
 
 
 @PRESETS.register("test")

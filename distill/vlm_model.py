@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Array, Bool, Float, Int
 
+from vpd.distill.grid_targets import box_bins_of, groups
 from vpd.distill.vlm_config import TextConfig, VisionConfig, VLMConfig
 
 _NEG = -2.3819763e38  # large negative for masked attention logits (fits float32)
@@ -124,6 +125,11 @@ class VisionEncoder(nnx.Module):
         return self.post_layernorm(x)
 
 
+def grid_groups(head: int) -> tuple[int, ...]:
+    """Class counts of each softmax group of a grid head ``head`` logits wide (:mod:`vpd.distill.grid_targets`)."""
+    return groups(box_bins_of(head))
+
+
 # ---------------------------------------------------------------- decoder (Gemma)
 class RMSNorm(nnx.Module):
     """Gemma's RMSNorm: the scale is stored as ``w`` and applied as ``(1 + w)``; computed in float32."""
@@ -218,7 +224,10 @@ class PaliGemma(nnx.Module):
         self.config = config
         t = config.text
         self.vision = VisionEncoder(config.vision, rngs=rngs)
-        self.projector = nnx.Linear(config.vision.width, t.width, rngs=rngs)
+        if config.vision.grid_feed and not config.vision.grid_head:
+            raise ValueError("vision.grid_feed needs a grid head (vision.grid_head > 0)")
+        feed = config.vision.grid_head if config.vision.grid_feed else 0
+        self.projector = nnx.Linear(config.vision.width + feed, t.width, rngs=rngs)
         self.embedder = nnx.Embed(t.vocab_size, t.width, embedding_init=nnx.initializers.normal(0.02), rngs=rngs)
         self.layers = nnx.List([GemmaBlock(t, rngs=rngs) for _ in range(t.depth)])
         self.final_norm = RMSNorm(t.width, t.rms_norm_eps)
@@ -227,14 +236,27 @@ class PaliGemma(nnx.Module):
 
     # -- pieces
     def embed_image(self, pixels: Float[Array, "B H W 3"]) -> Float[Array, "B N D"]:
-        return _dense(self.projector, self.vision(pixels))
+        return _dense(self.projector, self.image_features(self.vision(pixels)))
+
+    def image_features(self, vision: Float[Array, "B N E"]) -> Float[Array, "B N F"]:
+        """What the projector reads: the vision tokens and, with ``vision.grid_feed``, the grid head's
+        per-group probabilities (``stop_gradient``: the head is trained only by its own dense loss)."""
+        if not self.config.vision.grid_feed:
+            return vision
+        b, n, d = vision.shape
+        logits = jax.lax.stop_gradient(self.grid_head(vision.reshape(b * n, d)).astype(jnp.float32))
+        probs, start = [], 0
+        for size in grid_groups(self.config.vision.grid_head):
+            probs.append(jax.nn.softmax(logits[:, start:start + size], axis=-1))
+            start += size
+        return jnp.concatenate([vision, jnp.concatenate(probs, -1).reshape(b, n, -1).astype(vision.dtype)], -1)
 
     def embed_text(self, tokens: Int[Array, "B T"]) -> Float[Array, "B T D"]:
         table = self.embedder.embedding[...]
         return jnp.take(table, tokens, axis=0) * jnp.asarray(math.sqrt(self.config.text.width), table.dtype)
 
     def _sequence(self, pixels, tokens, valid, suffix, vision=None):
-        img = _dense(self.projector, self.vision(pixels) if vision is None else vision)
+        img = _dense(self.projector, self.image_features(self.vision(pixels) if vision is None else vision))
         txt = self.embed_text(tokens)
         b, n = img.shape[:2]
         x = jnp.concatenate([img.astype(txt.dtype), txt], axis=1)

@@ -116,3 +116,38 @@ def test_bpe_tokenizer_roundtrip(tmp_path):
     tok.save(tmp_path)
     again = load_tokenizer(tmp_path)
     assert again.encode("red cubes") == tok.encode("red cubes")
+
+
+def test_grid_feed_appends_the_heads_probabilities_without_training_the_head():
+    """With ``vision.grid_feed`` the projector reads the grid head's per-group probabilities: changing the head
+    changes the image embeddings, each group sums to one, and the text loss sends no gradient into the head."""
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from vpd.distill.grid_targets import HEAD_WIDTH
+    from vpd.distill.vlm_model import grid_groups
+
+    with pytest.raises(ValueError, match="grid head"):
+        build_model(preset("test").replace(vision=dict(grid_feed=True)))
+    cfg = preset("test").replace(vision=dict(grid_head=HEAD_WIDTH, grid_feed=True))
+    m = build_model(cfg, seed=1)
+    assert m.projector.in_features == cfg.vision.width + HEAD_WIDTH
+    px = jax.random.uniform(jax.random.key(0), (2, 32, 32, 3), minval=-1, maxval=1)
+    feats = m.image_features(m.vision(px))
+    probs = np.asarray(feats[..., cfg.vision.width:])
+    start = 0
+    for size in grid_groups(HEAD_WIDTH):
+        np.testing.assert_allclose(probs[..., start:start + size].sum(-1), 1.0, rtol=1e-5)
+        start += size
+    before = np.asarray(m.embed_image(px))
+    m.grid_head.kernel[...] = m.grid_head.kernel[...] * 5.0
+    assert not np.allclose(before, np.asarray(m.embed_image(px)), atol=1e-4)
+    _, tokens, valid, suffix = inputs(cfg, b=2, t=10)
+
+    def text_loss(model):
+        return jnp.mean(model(px, tokens, valid, suffix) ** 2)
+
+    grads = nnx.grad(text_loss)(m)
+    assert float(jnp.abs(grads.grid_head.kernel[...]).sum()) == 0.0
+    assert float(jnp.abs(grads.projector.kernel[...]).sum()) > 0.0
