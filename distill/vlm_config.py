@@ -123,8 +123,7 @@ def student_s() -> VLMConfig:
 def student_sd() -> VLMConfig:
     """``student-s`` with a decoder that reads more of the image (the readout experiment of the README):
     4 decoder layers instead of 3 and full multi-head attention (4 key/value heads, not 1), ~1.4M parameters."""
-    base = student_s()
-    return base.replace(preset="student-sd", text={"depth": 4, "kv_heads": 4})
+    return student_s().replace(preset="student-sd", text={"depth": 4, "kv_heads": 4})
 
 
 @PRESETS.register("student-sg")

@@ -125,11 +125,6 @@ class VisionEncoder(nnx.Module):
         return self.post_layernorm(x)
 
 
-def grid_groups(head: int) -> tuple[int, ...]:
-    """Class counts of each softmax group of a grid head ``head`` logits wide (:mod:`vpd.distill.grid_targets`)."""
-    return groups(box_bins_of(head))
-
-
 # ---------------------------------------------------------------- decoder (Gemma)
 class RMSNorm(nnx.Module):
     """Gemma's RMSNorm: the scale is stored as ``w`` and applied as ``(1 + w)``; computed in float32."""
@@ -246,7 +241,7 @@ class PaliGemma(nnx.Module):
         b, n, d = vision.shape
         logits = jax.lax.stop_gradient(self.grid_head(vision.reshape(b * n, d)).astype(jnp.float32))
         probs, start = [], 0
-        for size in grid_groups(self.config.vision.grid_head):
+        for size in groups(box_bins_of(self.config.vision.grid_head)):
             probs.append(jax.nn.softmax(logits[:, start:start + size], axis=-1))
             start += size
         return jnp.concatenate([vision, jnp.concatenate(probs, -1).reshape(b, n, -1).astype(vision.dtype)], -1)

@@ -125,8 +125,7 @@ def test_grid_feed_appends_the_heads_probabilities_without_training_the_head():
     import jax.numpy as jnp
     from flax import nnx
 
-    from vpd.distill.grid_targets import HEAD_WIDTH
-    from vpd.distill.vlm_model import grid_groups
+    from vpd.distill.grid_targets import HEAD_WIDTH, groups
 
     with pytest.raises(ValueError, match="grid head"):
         build_model(preset("test").replace(vision=dict(grid_feed=True)))
@@ -137,7 +136,7 @@ def test_grid_feed_appends_the_heads_probabilities_without_training_the_head():
     feats = m.image_features(m.vision(px))
     probs = np.asarray(feats[..., cfg.vision.width:])
     start = 0
-    for size in grid_groups(HEAD_WIDTH):
+    for size in groups():
         np.testing.assert_allclose(probs[..., start:start + size].sum(-1), 1.0, rtol=1e-5)
         start += size
     before = np.asarray(m.embed_image(px))
