@@ -10,7 +10,10 @@ Tasks (registered in :data:`PRETRAIN_TASKS`; prefix -> suffix):
   (:mod:`vpd.distill.loc_tokens`), left to right, ``"none"`` when absent;
 * ``boxes``    — ``"boxes red cube"`` -> the same boxes as pixel integers ``"12 40 36 64 ; …"`` (the
   form rationales use: ``x0 y0 x1 y1``, origin top-left);
-* ``describe`` — ``"describe <loc…>×4"`` (one object's box) -> ``"large red cube"``.
+* ``describe`` — ``"describe <loc…>×4"`` (one object's box) -> ``"large red cube"``;
+* ``find``     — ``"find red object"`` -> ``"a large red cube and a small red sphere"`` (every object
+  the phrase selects, named in full, left to right; ``"none"`` when absent): ``detect`` answered in
+  words, so the decoder learns to bind a phrase to image tokens without having to emit ``<loc>`` bins.
 
 None of them is an evaluation question template (counting, spatial, compare, choice questions):
 those are what instruction tuning teaches; :func:`assert_not_eval_templates` checks a record list.
@@ -66,12 +69,16 @@ def shapes_vocab() -> dict[str, Sequence[str]]:
     return {"color": COLORS, "shape": SHAPES, "size": SIZES}
 
 
+def _named_list(objects: Sequence[dict]) -> str:
+    """``"a large red cube, a small blue sphere and a large green cylinder"`` (objects left to right)."""
+    names = [f"a {o['size']} {o['color']} {o['shape']}" for o in _left_to_right(objects)]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 @PRETRAIN_TASKS.register("caption")
 def caption(objects, width, height, rng, bins):
-    names = [f"a {o['size']} {o['color']} {o['shape']}" for o in _left_to_right(objects)]
-    listing = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-    noun = "object" if len(names) == 1 else "objects"
-    return [("caption en", f"{len(names)} {noun}: {listing}.")]
+    noun = "object" if len(objects) == 1 else "objects"
+    return [("caption en", f"{len(objects)} {noun}: {_named_list(objects)}.")]
 
 
 @PRETRAIN_TASKS.register("detect")
@@ -92,6 +99,13 @@ def boxes(objects, width, height, rng, bins):
 def describe(objects, width, height, rng, bins):
     o = objects[int(rng.integers(len(objects)))]
     return [(f"describe {box_to_loc(o['bbox'], width, height, bins)}", f"{o['size']} {o['color']} {o['shape']}")]
+
+
+@PRETRAIN_TASKS.register("find")
+def find(objects, width, height, rng, bins):
+    phrase, keep = referring_phrase(objects, shapes_vocab(), rng)
+    hits = [o for o in objects if keep(o)]
+    return [(f"find {phrase}", _named_list(hits) if hits else NONE_TEXT)]
 
 
 @dataclass(frozen=True, kw_only=True)

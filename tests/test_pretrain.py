@@ -34,7 +34,7 @@ def test_records_use_only_train_scenes_and_no_eval_template(shapes_dir: Path) ->
     for sc in scenes:  # scene ids are "s<seed>-<index>": the split is recomputed from the generator
         seed, index = (int(v) for v in sc.scene_id.removeprefix("s").split("-"))
         assert scene_split(seed, index) == "train"
-    records = pretrain_records(scenes)
+    records = pretrain_records(scenes, {name: 1 for name in PRETRAIN_TASKS.names()})  # every registered task
     assert {r["task"] for r in records} == {f"pretrain:{t}" for t in PRETRAIN_TASKS.names()}
     train_images = {sc.image for sc in scenes}
     held = {sc.image for split in ("val", "test") for sc in heldout_scenes(shapes_dir, split)}
@@ -63,6 +63,25 @@ def test_detect_targets_are_the_scene_boxes() -> None:
         assert len(got) == len(want), (prefix, suffix)
     (_, caption), = PRETRAIN_TASKS.get("caption")(objs, 320, 240, np.random.default_rng(0), 64)
     assert caption == "3 objects: a large red cube, a small red cube and a small blue sphere."
+
+
+def test_find_names_every_object_the_phrase_selects() -> None:
+    from vpd.distill.pretrain_tasks import PRETRAIN_TASKS
+
+    objs = [{"shape": "cube", "color": "red", "size": "large", "bbox": [10, 20, 50, 60]},
+            {"shape": "sphere", "color": "blue", "size": "small", "bbox": [200, 30, 222, 52]},
+            {"shape": "cube", "color": "red", "size": "small", "bbox": [100, 30, 122, 52]}]
+    seen = set()
+    for seed in range(40):
+        (prefix, suffix), = PRETRAIN_TASKS.get("find")(objs, 320, 240, np.random.default_rng(seed), 64)
+        phrase = prefix.removeprefix("find ")
+        words = phrase.replace(" object", "").split()
+        want = sorted((o for o in objs if all(w in (o["color"], o["shape"], o["size"]) for w in words)),
+                      key=lambda o: o["bbox"][0])  # left to right
+        expected = " and ".join(f"a {o['size']} {o['color']} {o['shape']}" for o in want) if want else "none"
+        assert suffix == expected, (prefix, suffix)
+        seen.add(len(want))
+    assert {0, 1, 2} <= seen  # absent, single and multiple objects all occur
 
 
 def test_conv_stem_gives_the_patch_grid() -> None:
