@@ -14,6 +14,10 @@ red cube, a small blue sphere and a large green cylinder."`` (objects left to ri
 
 The blind reference beside these is :func:`prior_caption_quality`: the single most common training
 caption, scored the same way on the same scenes.
+
+:func:`score_finds` scores the ``find <phrase>`` task the same way (the listing of
+:func:`vpd.distill.pretrain_tasks.find`: ``"a large red cube and a small red sphere"`` or ``"none"``)
+against the objects the phrase selects, beside its blind reference (always the majority presence).
 """
 
 from __future__ import annotations
@@ -33,13 +37,18 @@ def parse_caption(text: str) -> tuple[int, list[tuple[str, str, str]]] | None:
     m = _HEAD.match(text or "")
     if not m:
         return None
-    parts = re.split(r",\s*|\s+and\s+", m.group(2).strip().rstrip("."))
-    objects = []
-    for part in parts:
+    return int(m.group(1)), parse_listing(m.group(2))
+
+
+def parse_listing(text: str) -> list[tuple[str, str, str]]:
+    """The ``(size, colour, shape)`` items of ``"a large red cube, … and a small red sphere"`` (``"none"``
+    or text in no such form: ``[]``); items that are not ``a SIZE COLOUR SHAPE`` are skipped."""
+    items = []
+    for part in re.split(r",\s*|\s+and\s+", (text or "").strip().rstrip(".")):
         item = _ITEM.match(part.strip())
         if item:
-            objects.append(tuple(w.lower() for w in item.groups()))
-    return int(m.group(1)), objects
+            items.append(tuple(w.lower() for w in item.groups()))
+    return items
 
 
 def _overlap(pred: Sequence, truth: Sequence) -> int:
@@ -80,3 +89,28 @@ def prior_caption_quality(train_captions: Sequence[str], scenes_objects: Sequenc
         return {}
     prior = Counter(train_captions).most_common(1)[0][0]
     return {"caption": prior, **score_captions([prior] * len(scenes_objects), scenes_objects)}
+
+
+def score_finds(outputs: Sequence[str], selected: Sequence[Sequence[dict]]) -> dict[str, Any]:
+    """Score ``find <phrase>`` outputs against the objects each phrase selects (possibly none).
+
+    ``presence_acc``: says "none" exactly when nothing is selected; ``count_exact``: names as many
+    objects as are selected; ``exact``: names exactly the selected (size, colour, shape) multiset;
+    ``object_recall`` / ``object_precision`` over the named items; ``presence_prior``: the accuracy
+    of always giving the majority presence answer (the blind reference)."""
+    if len(outputs) != len(selected):
+        raise ValueError(f"{len(outputs)} outputs for {len(selected)} queries")
+    presence = count = exact = tp = n_pred = n_true = 0
+    for text, objects in zip(outputs, selected):
+        truth = [(o["size"], o["color"], o["shape"]) for o in objects]
+        named = parse_listing(text)
+        says_none = (text or "").strip().lower().rstrip(".") == "none" or not named
+        presence += int(says_none == (not truth))
+        count += int(len(named) == len(truth))
+        exact += int(Counter(named) == Counter(truth))
+        tp, n_pred, n_true = tp + _overlap(named, truth), n_pred + len(named), n_true + len(truth)
+    n = max(len(outputs), 1)
+    present = sum(bool(s) for s in selected)
+    return {"queries": len(outputs), "presence_acc": presence / n, "count_exact": count / n, "exact": exact / n,
+            "object_recall": tp / max(n_true, 1), "object_precision": tp / max(n_pred, 1),
+            "presence_prior": max(present, len(selected) - present) / n}

@@ -9,7 +9,8 @@ miniature), then :func:`detection_quality` of the resulting base on held-out sce
   checkpoints and metrics as instruction tuning);
 * quality: ``detect <phrase>`` decoded greedily on ``val`` scenes; a predicted box matches a
   ground-truth box of the phrase at IoU >= 0.5 (greedy one-to-one); recall, precision and the
-  share of phrases whose object count is exactly right, in ``BASE/detection.json``.
+  share of phrases whose object count is exactly right, in ``BASE/detection.json``; the same phrases
+  as ``find <phrase>`` (answered in words, :func:`vpd.distill.caption_quality.score_finds`).
 
 ``vpd train --init BASE`` then instruction-tunes from this checkpoint (its tokenizer is kept).
 """
@@ -25,7 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from vpd.distill.caption_quality import prior_caption_quality, score_captions
+from vpd.distill.caption_quality import prior_caption_quality, score_captions, score_finds
 from vpd.distill.loc_tokens import DEFAULT_BINS, detections_text, parse_detections
 from vpd.distill.pretrain_tasks import (DEFAULT_TASKS, PretrainScene, assert_not_eval_templates, heldout_scenes,
                                         pretrain_records, read_scenes, referring_phrase, shapes_vocab)
@@ -116,14 +117,14 @@ def match_boxes(pred: Sequence[Sequence[float]], gt: Sequence[Sequence[float]], 
 
 
 def detection_queries(scenes: Sequence[PretrainScene], per_scene: int = 3, seed: int = 1234
-                      ) -> list[tuple[PretrainScene, str, list[list[float]]]]:
-    """``(scene, phrase, ground-truth boxes)`` queries, present and absent, seeded."""
+                      ) -> list[tuple[PretrainScene, str, list[dict]]]:
+    """``(scene, phrase, the objects it selects)`` queries, present and absent, seeded."""
     vocab, out = shapes_vocab(), []
     for i, sc in enumerate(scenes):
         rng = np.random.default_rng([seed, i])
         for _ in range(per_scene):
             phrase, keep = referring_phrase(list(sc.objects), vocab, rng)
-            out.append((sc, phrase, [list(o["bbox"]) for o in sc.objects if keep(o)]))
+            out.append((sc, phrase, [o for o in sc.objects if keep(o)]))
     return out
 
 
@@ -138,16 +139,19 @@ def detection_quality(ckpt: str | Path, data: str | Path, *, split: str = "val",
     scenes = heldout_scenes(data, split)[:limit]
     if not scenes:
         return {"split": split, "queries": 0}
-    queries = detection_queries(scenes)
+    selected = detection_queries(scenes)
+    queries = [(sc, p, [list(o["bbox"]) for o in objs]) for sc, p, objs in selected]
     predictor = Predictor.load(ckpt, batch=batch)
     size = predictor.model.config.vision.image_size
     pixels = {sc.image: preprocess_image(sc.image, size) for sc in scenes}
+    query_pixels = np.stack([pixels[sc.image] for sc, _, _ in queries])
     longest = max(len(predictor.tok.encode(detections_text([(b, p) for b in g], sc.width, sc.height, bins)))
                   for sc, p, g in queries)
-    texts = predictor.generate(np.stack([pixels[sc.image] for sc, _, _ in queries]),
-                               [f"detect {p}" for _, p, _ in queries], max_new_tokens=longest + 8)
+    texts = predictor.generate(query_pixels, [f"detect {p}" for _, p, _ in queries], max_new_tokens=longest + 8)
     captions = predictor.generate(np.stack([pixels[sc.image] for sc in scenes]), ["caption en"] * len(scenes),
                                   max_new_tokens=_longest_caption(predictor, scenes))
+    finds = predictor.generate(query_pixels, [f"find {p}" for _, p, _ in queries],
+                               max_new_tokens=_longest_caption(predictor, scenes))
     tp = n_pred = n_gt = exact = 0
     for (sc, _, gt), text in zip(queries, texts):
         pred = [b for b, _ in parse_detections(text, sc.width, sc.height, bins)]
@@ -161,6 +165,7 @@ def detection_quality(ckpt: str | Path, data: str | Path, *, split: str = "val",
             "count_exact": exact / len(queries),
             "caption": {**score_captions(captions, [sc.objects for sc in scenes]),
                         "prior": prior_caption_quality(_train_captions(ckpt), [sc.objects for sc in scenes])},
+            "find": score_finds(finds, [objs for _, _, objs in selected]),
             "examples": [
                 {"image": sc.image, "query": f"detect {p}", "output": t} for (sc, p, _), t in
                 list(zip(queries, texts))[:5]] + [

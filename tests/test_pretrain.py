@@ -118,6 +118,7 @@ def test_pretrain_cli_then_train_init(shapes_dir: Path, tmp_path: Path) -> None:
     cap = det["caption"]
     assert cap["scenes"] == det["scenes"] and 1 <= cap["distinct_captions"] <= cap["scenes"]
     assert cap["prior"]["scenes"] == det["scenes"] and cap["prior"]["caption"].split()[1].startswith("object")
+    assert det["find"]["queries"] == det["queries"] and 0.5 <= det["find"]["presence_prior"] <= 1.0
     tok = load_tokenizer(base)
     assert tok.encode("<loc0007>") == [tok.tokenizer.token_to_id("<loc0007>")]  # one token, kept on decode
     assert tok.decode(tok.encode("<loc0007> red")) == "<loc0007> red"
@@ -267,3 +268,20 @@ def test_caption_quality_scores_by_hand() -> None:
     prior = prior_caption_quality(["1 object: a small green cone."] * 3 + ["2 objects: x"], scenes)
     assert prior["caption"] == "1 object: a small green cone." and prior["count_exact"] == 0.5
     assert prior["distinct_captions"] == 1 and abs(prior["object_recall"] - 1 / 3) < 1e-9
+
+
+def test_find_quality_scores_by_hand() -> None:
+    from vpd.distill.caption_quality import parse_listing, score_finds
+
+    red_cube, blue_ball = {"size": "large", "color": "red", "shape": "cube"}, {"size": "small", "color": "blue",
+                                                                              "shape": "sphere"}
+    assert parse_listing("a large red cube and a small blue sphere") == [("large", "red", "cube"),
+                                                                          ("small", "blue", "sphere")]
+    assert parse_listing("none") == []
+    outputs = ["a large red cube and a small blue sphere", "none", "a large red cube", "none"]
+    selected = [[red_cube, blue_ball], [], [blue_ball], [red_cube]]
+    q = score_finds(outputs, selected)
+    # presence: right, right, right (named something, one was there), wrong (said none, one was there)
+    assert q["presence_acc"] == 0.75 and q["count_exact"] == 0.75 and q["exact"] == 0.5
+    assert q["object_recall"] == 0.5 and abs(q["object_precision"] - 2 / 3) < 1e-9
+    assert q["presence_prior"] == 0.75  # 3 of 4 phrases select something
