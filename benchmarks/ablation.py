@@ -41,20 +41,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
-from vpd.benchmarks.ablation_data import (arm_lines, blind_image, equal_exposure_steps, read_lines, replay_lines,
-                                          sample_budget, write_lines)
+from vpd.benchmarks.ablation_data import (arm_lines, blind_image, equal_exposure_steps, held_out_examples,
+                                          read_lines, replay_lines, sample_budget, write_lines)
 from vpd.benchmarks.ablation_stats import Interval, paired_difference, t_interval, wilson
 
 ALL_ARMS = ("blind", "base", "label", "vpd", "vpd-long", "vpd+lskd", "teacher")
 RATIONALE_ARMS = ("vpd", "vpd-long", "vpd+lskd")
-
-
-def _test_examples(test: Path, split: str | None, limit: int | None) -> list:
-    from vpd.datasets import read_examples
-
-    examples = [e for e in read_examples(test)[0] if e.answer is not None
-                and (not split or str(e.metadata.get("split", "")) == split)]
-    return examples[:limit] if limit else examples
 
 
 def majority_baseline(examples: Sequence, benchmark: str) -> dict[str, Any]:
@@ -315,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     if "teacher" in arms and args.teacher is None:
         arms.remove("teacher")
     budgets = [int(b) for b in args.budgets.split(",") if b.strip()]
-    examples = _test_examples(args.test, args.split or None, args.limit)
+    examples = held_out_examples(args.test, args.split or None, args.limit)
     args.out.mkdir(parents=True, exist_ok=True)
     majority = majority_baseline(examples, args.benchmark)
     majority["difficulty"] = held_out_difficulty(examples)

@@ -49,6 +49,15 @@ def sample_budget(lines: Sequence[dict], budget: int, seed: int) -> list[str]:
     return sorted(rng.choice(ids, size=budget, replace=False).tolist())
 
 
+def held_out_examples(test: str | Path, split: str | None, limit: int | None) -> list:
+    """The labelled examples of a dataset folder (of ``split`` when given), the first ``limit`` of them."""
+    from vpd.datasets import read_examples
+
+    examples = [e for e in read_examples(test)[0] if e.answer is not None
+                and (not split or str(e.metadata.get("split", "")) == split)]
+    return examples[:limit] if limit else examples
+
+
 def blind_image(folder: str | Path, size: tuple[int, int] = (320, 240)) -> Path:
     """A constant grey PNG (written once) standing in for every image of the blind arm."""
     from PIL import Image

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from vpd.tools import MissingWeights, load
 from vpd.tools.backends.vpd_vlm import answer_from_rationale
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from student_fixtures import write_random_student  # noqa: E402
 
 
 @pytest.mark.parametrize("text,answer", [("The cube at 1 2 3 4 is red. So the answer is red.", "red"),
@@ -23,27 +30,8 @@ def test_missing_checkpoint_is_named(tmp_path):
 
 
 def _write_student(out):
-    """A student checkpoint folder in the format of vpd.distill.vlm_checkpoint (random weights)."""
-    import orbax.checkpoint as ocp
-    from flax import nnx
-
-    from vpd.distill import vlm_checkpoint as ck
-    from vpd.distill.vlm_config import preset
-    from vpd.distill.vlm_model import PaliGemma
-    from vpd.distill.vlm_tokenizer import train_bpe
-
-    tok = train_bpe(["how many red cubes are there? answer with a single word or phrase. two blue sphere"] * 20,
-                    vocab_size=320)
-    cfg = preset("test")
-    model = PaliGemma(cfg, rngs=nnx.Rngs(0))
-    ck.write_meta(out, {"model": cfg.to_dict(), "lora_rank": 0, "lora_alpha": None, "max_prefix": 32,
-                        "max_suffix": 16}, tok)
-    mgr = ck.manager(out)
-    mgr.save(0, args=ocp.args.StandardSave({"params": ck.flat_params(nnx.state(model, nnx.Param)), "opt": [],
-                                            "step": 0}))
-    mgr.wait_until_finished()
-    mgr.close()
-    return out
+    return write_random_student(out, max_suffix=16, corpus="how many red cubes are there? answer with a single "
+                                "word or phrase. two blue sphere")
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,10 @@ from vpd.distill.answer_sentence import parse_final_answer, split_answer_sentenc
 from vpd.distill.mixture import label_prefix, rationale_prefix, rationale_suffix
 from vpd.distill.vlm_predict import ModePrediction, Predictor, predict_dataset, predict_modes, score_modes
 from vpd.types import Example
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from student_fixtures import write_random_student  # noqa: E402
 
 
 @pytest.mark.parametrize("text,answer", [
@@ -103,33 +108,9 @@ def test_predict_modes_prompts_each_mode_and_parses_the_rationale(shapes_dir, tm
     assert all(p.direct is None for p in only) and fake.calls[-1] == (1, 40)
 
 
-def _write_student(out: Path) -> Path:
-    """A random-init ``test``-preset student checkpoint (the vpd.distill.vlm_checkpoint format)."""
-    import orbax.checkpoint as ocp
-    from flax import nnx
-
-    from vpd.distill import vlm_checkpoint as ck
-    from vpd.distill.vlm_config import preset
-    from vpd.distill.vlm_model import PaliGemma
-    from vpd.distill.vlm_tokenizer import train_bpe
-
-    tok = train_bpe(["How many red cubes are there? Explain the rationale. There is one cube. So the answer is 2."]
-                    * 20, vocab_size=320)
-    cfg = preset("test")
-    model = PaliGemma(cfg, rngs=nnx.Rngs(0))
-    ck.write_meta(out, {"model": cfg.to_dict(), "lora_rank": 0, "lora_alpha": None, "max_prefix": 32,
-                        "max_suffix": 12}, tok)
-    mgr = ck.manager(out)
-    mgr.save(0, args=ocp.args.StandardSave({"params": ck.flat_params(nnx.state(model, nnx.Param)), "opt": [],
-                                            "step": 0}))
-    mgr.wait_until_finished()
-    mgr.close()
-    return out
-
-
 @pytest.mark.slow  # ~60 s on 2 busy cores: two decoders compile
 def test_a_real_student_predicts_and_scores_both_modes(shapes_dir, tmp_path):
-    ckpt = _write_student(tmp_path / "student")
+    ckpt = write_random_student(tmp_path / "student")
     out = tmp_path / "pred.jsonl"
     counts = predict_dataset(ckpt, shapes_dir, out, rationale=True, limit=5, batch=4, progress=False)
     lines = [json.loads(x) for x in out.read_text().splitlines()]
@@ -155,7 +136,7 @@ def test_vpd_eval_scores_the_cot_mode(shapes_dir, tmp_path):
 
     from vpd.cli import app
 
-    ckpt = _write_student(tmp_path / "student")
+    ckpt = write_random_student(tmp_path / "student")
     out = tmp_path / "eval"
     r = CliRunner().invoke(app, ["eval", "-b", "shapes", "--data", str(shapes_dir), "--split", "test",
                                  "--model", str(ckpt), "--mode", "cot", "--out", str(out)])
