@@ -66,3 +66,13 @@ def paired_difference(a: Sequence[float], b: Sequence[float]) -> Interval:
     if len(a) != len(b):
         raise ValueError("paired values need the same seeds")
     return t_interval([x - y for x, y in zip(a, b)])
+
+
+def mcnemar_exact(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar p-value for paired right/wrong outcomes on the same questions:
+    ``only_a`` questions right in A only, ``only_b`` right in B only (a binomial test at 1/2)."""
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(only_a, only_b) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
