@@ -1,11 +1,13 @@
 """Trace -> rationale rewriters (VPD step 4): a verified program's execution trace, in words.
 
-Two rewriters, registered in :data:`REWRITERS`:
+Three rewriters, registered in :data:`REWRITERS`:
 
 * ``template`` — deterministic. Every registered tool (:data:`vpd.tools.specs.TOOLS`) has a
   sentence form (:data:`TOOL_SENTENCES`); boxes are written as four integers like VPD
   (``"There are 2 cars, at 669 103 779 286 and 669 468 769 664."``); failed tool calls say so
   without inventing a result; the last sentence states the answer (``"Thus, the answer is 2."``).
+* ``words`` — the template without pixel coordinates: objects named in words, in the form of
+  the ``find`` pretraining task (:mod:`vpd.distill.rationale_words`);
 * ``llm`` — a few-shot prompt (question, program, trace text -> rationale) sent through any
   :mod:`vpd.programs.samplers` sampler; its output is checked by :mod:`vpd.distill.rationale_check`
   and falls back to the template when the check fails.
@@ -375,3 +377,6 @@ def stated_answer(rationale: str) -> str | None:
 __all__ = ["REWRITERS", "TOOL_SENTENCES", "TraceItem", "Rewrite", "Rewriter", "TemplateRewriter",
            "LLMRewriter", "load_rewriter", "template_rationale", "call_sentence", "final_sentence",
            "llm_prompt", "stated_answer", "box_text"]
+
+# the ``words`` rewriter lives in its own module; importing it registers it
+from vpd.distill import rationale_words as _rationale_words  # noqa: E402,F401  (registration)

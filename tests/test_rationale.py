@@ -40,8 +40,8 @@ def test_every_registered_tool_has_a_sentence_form():
         assert s and s.endswith(".") and "{" not in s
 
 
-def test_registries_have_both_rewriters():
-    assert REWRITERS.names() == ["llm", "template"]
+def test_registries_have_every_rewriter():
+    assert REWRITERS.names() == ["llm", "template", "words"]
 
 
 def test_template_writes_boxes_as_four_integers_and_states_answer():

@@ -19,7 +19,7 @@ console = Console()
 @app.command("rationalize")
 def rationalize_cmd(
     run: Path = typer.Argument(..., help="A synth run folder (reads verified.jsonl)."),
-    rewriter: str = typer.Option("template", "--rewriter", help="template | llm"),
+    rewriter: str = typer.Option("template", "--rewriter", help="template | words | llm"),
     llm: Optional[str] = typer.Option(None, "--llm", help="Sampler spec for --rewriter llm (default: gemma)."),
     engine: str = typer.Option("local", "--engine", help="local | ray (shards of examples as Ray tasks)."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: start a local one)."),
