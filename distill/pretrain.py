@@ -132,7 +132,8 @@ def detection_quality(ckpt: str | Path, data: str | Path, *, split: str = "val",
                       bins: int = DEFAULT_BINS, batch: int = 32) -> dict[str, Any]:
     """Box recall / precision at IoU >= 0.5 and exact-count share of ``detect`` on held-out scenes, the
     grid head's accuracy and the ``caption en`` quality (:mod:`vpd.distill.caption_quality`, beside
-    the most common training caption as the blind reference)."""
+    the most common training caption as the blind reference); ``find`` quality only for a base
+    whose training records hold the ``find`` task."""
     from vpd.distill.vlm_predict import Predictor
     from vpd.distill.vlm_preprocess import preprocess_image
 
@@ -150,8 +151,9 @@ def detection_quality(ckpt: str | Path, data: str | Path, *, split: str = "val",
     texts = predictor.generate(query_pixels, [f"detect {p}" for _, p, _ in queries], max_new_tokens=longest + 8)
     captions = predictor.generate(np.stack([pixels[sc.image] for sc in scenes]), ["caption en"] * len(scenes),
                                   max_new_tokens=_longest_caption(predictor, scenes))
+    trained_on_find = "pretrain:find" in _trained_tasks(ckpt)
     finds = predictor.generate(query_pixels, [f"find {p}" for _, p, _ in queries],
-                               max_new_tokens=_longest_caption(predictor, scenes))
+                               max_new_tokens=_longest_caption(predictor, scenes)) if trained_on_find else []
     tp = n_pred = n_gt = exact = 0
     for (sc, _, gt), text in zip(queries, texts):
         pred = [b for b, _ in parse_detections(text, sc.width, sc.height, bins)]
@@ -165,7 +167,7 @@ def detection_quality(ckpt: str | Path, data: str | Path, *, split: str = "val",
             "count_exact": exact / len(queries),
             "caption": {**score_captions(captions, [sc.objects for sc in scenes]),
                         "prior": prior_caption_quality(_train_captions(ckpt), [sc.objects for sc in scenes])},
-            "find": score_finds(finds, [objs for _, _, objs in selected]),
+            **({"find": score_finds(finds, [objs for _, _, objs in selected])} if trained_on_find else {}),
             "examples": [
                 {"image": sc.image, "query": f"detect {p}", "output": t} for (sc, p, _), t in
                 list(zip(queries, texts))[:5]] + [
@@ -178,6 +180,15 @@ def _longest_caption(predictor, scenes: Sequence[PretrainScene]) -> int:
     rng = np.random.default_rng(0)
     return max(len(predictor.tok.encode(caption(list(sc.objects), sc.width, sc.height, rng, DEFAULT_BINS)[0][1]))
                for sc in scenes) + 8
+
+
+def _trained_tasks(ckpt: str | Path) -> set[str]:
+    """The ``task`` names of the base's own training records (``pretrain_data/train.jsonl``)."""
+    file = Path(ckpt) / "pretrain_data" / "train.jsonl"
+    if not file.is_file():
+        return set()
+    with file.open(encoding="utf-8") as fh:
+        return {json.loads(line).get("task", "") for line in fh if line.strip()}
 
 
 def _train_captions(ckpt: str | Path) -> list[str]:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -103,12 +104,14 @@ def test_pretrain_cli_then_train_init(shapes_dir: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from vpd.cli import app
+    from vpd.distill.pretrain import detection_quality
     from vpd.distill.vlm_checkpoint import read_meta
     from vpd.distill.vlm_tokenizer import load_tokenizer
 
     base = tmp_path / "base"
     r = CliRunner().invoke(app, ["pretrain", "--data", str(shapes_dir), "--out", str(base), "--model", "test",
-                                 "--steps", "3", "--batch", "4", "--loc-bins", "16", "--eval-scenes", "2"])
+                                 "--steps", "3", "--batch", "4", "--loc-bins", "16", "--eval-scenes", "2",
+                                 "--tasks", "caption=1,detect=3,boxes=2,describe=2,find=1"])
     assert r.exit_code == 0, (r.output, r.exception)
     summary = json.loads((base / "pretrain.json").read_text())
     assert summary["split"] == "train" and summary["steps"] == 3 and summary["loc_bins"] == 16
@@ -119,6 +122,15 @@ def test_pretrain_cli_then_train_init(shapes_dir: Path, tmp_path: Path) -> None:
     assert cap["scenes"] == det["scenes"] and 1 <= cap["distinct_captions"] <= cap["scenes"]
     assert cap["prior"]["scenes"] == det["scenes"] and cap["prior"]["caption"].split()[1].startswith("object")
     assert det["find"]["queries"] == det["queries"] and 0.5 <= det["find"]["presence_prior"] <= 1.0
+    # a base never trained on `find` is not scored on it (its 'find' decodes would mean nothing)
+    no_find = tmp_path / "base_no_find"
+    shutil.copytree(base, no_find)
+    records = (no_find / "pretrain_data" / "train.jsonl").read_text().splitlines()
+    kept = [l for l in records if json.loads(l)["task"] != "pretrain:find"]
+    assert 0 < len(kept) < len(records)
+    (no_find / "pretrain_data" / "train.jsonl").write_text("\n".join(kept) + "\n")
+    det2 = detection_quality(no_find, shapes_dir, limit=2)
+    assert "find" not in det2 and det2["queries"] == det["queries"] and "caption" in det2
     tok = load_tokenizer(base)
     assert tok.encode("<loc0007>") == [tok.tokenizer.token_to_id("<loc0007>")]  # one token, kept on decode
     assert tok.decode(tok.encode("<loc0007> red")) == "<loc0007> red"
