@@ -215,19 +215,25 @@ def full_image_box(example: Example, trace: Trace) -> Box | None:
                x1=max(b.x1 for b in boxes), y1=max(b.y1 for b in boxes))
 
 
-def template_rationale(item: TraceItem, *, max_calls: int = 40) -> str:
-    """The deterministic rationale for one trace (at most ``max_calls`` sentences of tool calls)."""
-    full = full_image_box(item.example, item.trace)
+def compose_rationale(item: TraceItem, sentence: Callable[[ToolCall], str], *, max_calls: int = 40) -> str:
+    """One ``sentence`` per tool call (at most ``max_calls``; a repeated sentence is said once), then
+    the sentence stating the answer: the shape every deterministic rewriter shares."""
     sentences: list[str] = []
     seen: set[str] = set()
     for call in item.trace.calls[:max_calls]:
-        s = call_sentence(call, full)
+        s = sentence(call)
         if s not in seen:  # repeated identical calls (loops) are said once
             seen.add(s)
             sentences.append(s)
     answer = item.answer if item.answer is not None else item.trace.output
     sentences.append(final_sentence(answer))
     return " ".join(sentences)
+
+
+def template_rationale(item: TraceItem, *, max_calls: int = 40) -> str:
+    """The deterministic rationale for one trace (at most ``max_calls`` sentences of tool calls)."""
+    full = full_image_box(item.example, item.trace)
+    return compose_rationale(item, lambda call: call_sentence(call, full), max_calls=max_calls)
 
 
 class TemplateRewriter:

@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 
 from vpd.distill.answer_text import answer_text
 from vpd.distill.rationale import (REWRITERS, Rewrite, TraceItem, _best_text, _count, _list, _llm, _ocr,
-                                   _prefixed, _verify, _vqa, call_sentence, final_sentence, full_image_box)
+                                   _prefixed, _verify, _vqa, call_sentence, compose_rationale, full_image_box)
 from vpd.types import Box, ToolCall, Trace
 
 BoxKey = tuple[int, int, int, int]
@@ -116,21 +116,15 @@ WORD_SENTENCES: dict[str, Callable[[ToolCall, str], str]] = {
 def words_rationale(item: TraceItem, *, max_calls: int = 40) -> str:
     """The rationale for one trace in words (at most ``max_calls`` tool-call sentences)."""
     namer = _Namer(item.trace, full_image_box(item.example, item.trace))
-    sentences: list[str] = []
-    seen: set[str] = set()
-    for call in item.trace.calls[:max_calls]:
+
+    def sentence(call: ToolCall) -> str:
         fn = WORD_SENTENCES.get(call.tool)
         if call.error or fn is None:
-            s = call_sentence(call)  # failures and unknown tools: the template's box-free sentence
-        else:
-            patch = namer(call)
-            s = fn(call, f"for {patch}" if patch else "")
-        if s not in seen:  # repeated identical calls (loops) are said once
-            seen.add(s)
-            sentences.append(s)
-    answer = item.answer if item.answer is not None else item.trace.output
-    sentences.append(final_sentence(answer))
-    return " ".join(sentences)
+            return call_sentence(call)  # failures and unknown tools: the template's box-free sentence
+        patch = namer(call)
+        return fn(call, f"for {patch}" if patch else "")
+
+    return compose_rationale(item, sentence, max_calls=max_calls)
 
 
 class WordsRewriter:
