@@ -58,7 +58,8 @@ def wilson(correct: int, n: int, z: float = 1.959964) -> Interval:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Interval(mean=p, low=centre - half, high=centre + half, n=n)
+    # clamped so that low <= p <= high exactly (at 0 or n correct, rounding leaves a sliver either side)
+    return Interval(mean=p, low=min(p, max(0.0, centre - half)), high=max(p, min(1.0, centre + half)), n=n)
 
 
 def paired_difference(a: Sequence[float], b: Sequence[float]) -> Interval:

@@ -62,6 +62,9 @@ def test_intervals() -> None:
     assert math.isclose(ci.mean, 0.6) and math.isclose(ci.half_width, 4.302653 * 0.1 / math.sqrt(3), rel_tol=1e-4)
     w = wilson(50, 100)
     assert math.isclose(w.mean, 0.5) and 0.40 < w.low < 0.41 and 0.59 < w.high < 0.60
+    for correct in (0, 500):  # the edges: the interval still holds its proportion (a plot's error bars are >= 0)
+        e = wilson(correct, 500)
+        assert 0.0 <= e.low <= e.mean <= e.high <= 1.0 and e.high - e.low > 0.005
     d = paired_difference([0.6, 0.7, 0.8], [0.5, 0.6, 0.7])
     assert math.isclose(d.mean, 0.1) and math.isclose(d.half_width, 0.0, abs_tol=1e-9)
     assert t_interval([0.4]).n == 1 and math.isnan(t_interval([0.4]).low)
