@@ -32,6 +32,7 @@ import numpy as np
 
 from vpd.distill.loc_tokens import DEFAULT_BINS, NONE_TEXT, box_to_loc, detections_text
 from vpd.registry import Registry
+from vpd.wording import join_and
 
 #: Prefix/suffix record builder: (objects, image width, height, rng, bins) -> [(prefix, suffix)].
 TaskBuilder = Callable[[list[dict], int, int, np.random.Generator, int], list[tuple[str, str]]]
@@ -69,16 +70,16 @@ def shapes_vocab() -> dict[str, Sequence[str]]:
     return {"color": COLORS, "shape": SHAPES, "size": SIZES}
 
 
-def _named_list(objects: Sequence[dict]) -> str:
+def named_list(objects: Sequence[dict]) -> str:
     """``"a large red cube, a small blue sphere and a large green cylinder"`` (objects left to right)."""
     names = [f"a {o['size']} {o['color']} {o['shape']}" for o in _left_to_right(objects)]
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return join_and(names)
 
 
 @PRETRAIN_TASKS.register("caption")
 def caption(objects, width, height, rng, bins):
     noun = "object" if len(objects) == 1 else "objects"
-    return [("caption en", f"{len(objects)} {noun}: {_named_list(objects)}.")]
+    return [("caption en", f"{len(objects)} {noun}: {named_list(objects)}.")]
 
 
 @PRETRAIN_TASKS.register("detect")
@@ -105,7 +106,7 @@ def describe(objects, width, height, rng, bins):
 def find(objects, width, height, rng, bins):
     phrase, keep = referring_phrase(objects, shapes_vocab(), rng)
     hits = [o for o in objects if keep(o)]
-    return [(f"find {phrase}", _named_list(hits) if hits else NONE_TEXT)]
+    return [(f"find {phrase}", named_list(hits) if hits else NONE_TEXT)]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -24,6 +24,7 @@ from typing import Any, Callable, Protocol, Sequence
 from vpd.distill.answer_text import answer_text, box_text
 from vpd.registry import Registry
 from vpd.types import Box, Example, ToolCall, Trace
+from vpd.wording import join_and
 
 REWRITER_VERSION = "1"
 
@@ -78,13 +79,6 @@ def _plural(noun: str) -> str:
     return f"{head} {p}".strip()
 
 
-def _list(parts: Sequence[str]) -> str:
-    parts = list(parts)
-    if len(parts) <= 1:
-        return "".join(parts)
-    return ", ".join(parts[:-1]) + " and " + parts[-1]
-
-
 def _where(call: ToolCall, full: Box | None) -> str:
     """``""`` when the call ran on the whole image, else ``"in the region at x0 y0 x1 y1"``."""
     if call.box is None or full is None or call.box.ints() == full.ints():
@@ -110,7 +104,7 @@ def _detect(call: ToolCall, where: str) -> str:
     elif len(boxes) == 1:
         s = f"There is one {q}, at {boxes[0]}."
     else:
-        s = f"There are {len(boxes)} {_plural(q)}, at {_list(boxes)}."
+        s = f"There are {len(boxes)} {_plural(q)}, at {join_and(boxes)}."
     return _prefixed(where, s)
 
 
@@ -142,7 +136,7 @@ def _verify(call: ToolCall, where: str) -> str:
 
 def _best_text(call: ToolCall, where: str) -> str:
     options = [str(o) for o in call.args.get("options", []) or []]
-    return _prefixed(where, f"Of {_list(options) or 'the options'}, the best match is {answer_text(call.result)}.")
+    return _prefixed(where, f"Of {join_and(options) or 'the options'}, the best match is {answer_text(call.result)}.")
 
 
 def _depth(call: ToolCall, where: str) -> str:
@@ -163,7 +157,7 @@ def _nudity(call: ToolCall, where: str) -> str:
     boxes = [f"{b.label} at {b.text()}".strip() for b in call.boxes]
     if not boxes:
         return _prefixed(where, "The nudity detector finds nothing.")
-    return _prefixed(where, f"The nudity detector finds {_list(boxes)}.")
+    return _prefixed(where, f"The nudity detector finds {join_and(boxes)}.")
 
 
 #: tool name -> sentence form ``(call, where) -> str``. Every tool in ``TOOLS`` must have one.

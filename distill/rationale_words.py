@@ -23,9 +23,10 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from vpd.distill.answer_text import answer_text
-from vpd.distill.rationale import (REWRITERS, Rewrite, TraceItem, _best_text, _count, _list, _llm, _ocr,
+from vpd.distill.rationale import (REWRITERS, Rewrite, TraceItem, _best_text, _count, _llm, _ocr,
                                    _prefixed, _verify, _vqa, call_sentence, compose_rationale, full_image_box)
 from vpd.types import Box, ToolCall, Trace
+from vpd.wording import join_and
 
 BoxKey = tuple[int, int, int, int]
 
@@ -62,7 +63,7 @@ def listing(call: ToolCall) -> str:
     """The detections of one call as the ``find`` task writes them, left to right; ``"none"``."""
     query = _words(call.args.get("query", ""))
     found = sorted(call.boxes, key=_centre)
-    return _list([_article(_name_of(b, query)) for b in found]) if found else "none"
+    return join_and([_article(_name_of(b, query)) for b in found]) if found else "none"
 
 
 class _Namer:
@@ -101,7 +102,7 @@ def _depth(call: ToolCall, where: str) -> str:
 
 def _nudity(call: ToolCall, where: str) -> str:
     found = [_article(_words(b.label) or "region") for b in sorted(call.boxes, key=_centre)]
-    return _prefixed(where, f"The nudity detector finds {_list(found)}." if found
+    return _prefixed(where, f"The nudity detector finds {join_and(found)}." if found
                      else "The nudity detector finds nothing.")
 
 

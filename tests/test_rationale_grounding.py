@@ -9,13 +9,11 @@ import pytest
 
 from vpd.benchmarks.ablation_data import held_out_examples
 from vpd.benchmarks.rationale_grounding import find_sentences, grounding, main, phrase_selector, read_predictions
+from vpd.distill.pretrain_tasks import named_list
 
 
 def _listing(objects: list[dict]) -> str:
-    names = [f"a {o['size']} {o['color']} {o['shape']}" for o in objects]
-    if not names:
-        return "none"
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return named_list(objects) if objects else "none"
 
 
 def test_find_sentences_and_phrases() -> None:

@@ -40,6 +40,7 @@ from vpd.tools.backends.shapes_detect import DetectedObject, detect_objects
 from vpd.tools.backends.shapes_query import ObjectQuery, parse_query, words
 from vpd.tools.errors import UnsupportedQuery
 from vpd.types import Box
+from vpd.wording import join_and
 
 FOCAL_PX = 50.0
 BACKGROUND_DEPTH = 10.0
@@ -229,9 +230,8 @@ def caption_of(objs: list[DetectedObject]) -> str:
     for o in objs:
         groups[o.description] = groups.get(o.description, 0) + 1
     parts = [f"a {d}" if n == 1 else f"{n} {d}s" for d, n in groups.items()]
-    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
     noun = "object" if len(objs) == 1 else "objects"
-    return f"{len(objs)} {noun}: {listed}."
+    return f"{len(objs)} {noun}: {join_and(parts)}."
 
 
 def depth_of(objs: list[DetectedObject], box: list[int] | None = None) -> float:
