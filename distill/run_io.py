@@ -74,34 +74,15 @@ def resolve_image(image: str, run: Path) -> str:
     return str(p.resolve())
 
 
-def read_verified(run: str | Path, stats: ReadStats | None = None) -> list[Verified]:
-    """The verified examples of a run (empty if it has none)."""
-    run = Path(run)
-    file = run / "verified.jsonl"
+def _read_traced(run: Path, name: str, stats: ReadStats | None, *, optional_candidate: bool) -> list[Verified]:
+    """The ``{example, candidate}`` records of ``run/name`` (empty if absent); malformed ones are
+    counted in ``stats``. With ``optional_candidate``, records without a candidate are skipped."""
+    file = run / name
     if not file.is_file():
         return []
     out: list[Verified] = []
     for i, rec in enumerate(iter_jsonl(file, stats)):
-        try:
-            ex_dict = dict(rec["example"])
-            ex_dict["image"] = resolve_image(str(ex_dict.get("image", "")), run)
-            out.append(Verified(example=Example.from_dict(ex_dict), candidate=Candidate.from_dict(rec["candidate"])))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            if stats is not None:
-                stats.add(f"{file} record {i}", exc)
-    return out
-
-
-def read_chosen(run: str | Path, stats: ReadStats | None = None) -> list[Verified]:
-    """The programs chosen by majority vote in an unlabelled run (``predictions.jsonl`` lines with a
-    ``candidate``): not verified against any label, but the trace behind each prediction."""
-    run = Path(run)
-    file = run / "predictions.jsonl"
-    if not file.is_file():
-        return []
-    out: list[Verified] = []
-    for i, rec in enumerate(iter_jsonl(file, stats)):
-        if not rec.get("candidate"):
+        if optional_candidate and isinstance(rec, dict) and not rec.get("candidate"):
             continue  # no candidate succeeded: nothing to rationalize
         try:
             ex_dict = dict(rec["example"])
@@ -111,6 +92,17 @@ def read_chosen(run: str | Path, stats: ReadStats | None = None) -> list[Verifie
             if stats is not None:
                 stats.add(f"{file} record {i}", exc)
     return out
+
+
+def read_verified(run: str | Path, stats: ReadStats | None = None) -> list[Verified]:
+    """The verified examples of a run (empty if it has none)."""
+    return _read_traced(Path(run), "verified.jsonl", stats, optional_candidate=False)
+
+
+def read_chosen(run: str | Path, stats: ReadStats | None = None) -> list[Verified]:
+    """The programs chosen by majority vote in an unlabelled run (``predictions.jsonl`` lines with a
+    ``candidate``): not verified against any label, but the trace behind each prediction."""
+    return _read_traced(Path(run), "predictions.jsonl", stats, optional_candidate=True)
 
 
 def read_run_examples(run: str | Path, stats: ReadStats | None = None) -> list[Example]:
