@@ -44,7 +44,7 @@ def test_partition_keeps_questions_together_and_loses_nothing(shapes_dir):
 
 
 def test_commit_is_atomic_and_committed_ids_reads_blocks(tmp_path):
-    from vpd.ray_engine import commit_file, committed_ids, committed_shards, shard_committed
+    from vpd.ray_storage import commit_file, committed_ids, committed_shards, shard_committed
 
     out = str(tmp_path / "out")
     src = tmp_path / "part.jsonl"
@@ -68,7 +68,7 @@ def test_tool_actor_serves_analyses_and_answers(shapes_dir):
     from PIL import Image
 
     from vpd.datasets import read_examples
-    from vpd.ray_engine import ActorBackend, ToolActorImpl
+    from vpd.ray_tools import ActorBackend, ToolActorImpl
     from vpd.tools.errors import ToolError
     from vpd.tools.toolbox import to_json_result
 
@@ -245,7 +245,8 @@ def test_killing_a_worker_mid_run_loses_and_duplicates_nothing(ray_cluster, loca
                                                                tmp_path):
     import ray
 
-    from vpd.ray_engine import run_synth_ray, shard_committed
+    from vpd.ray_engine import run_synth_ray
+    from vpd.ray_storage import shard_committed
 
     out = tmp_path / "killed"
     killed: dict[str, int] = {}

@@ -25,12 +25,12 @@ program reuse still samples once per distinct question.
 
 Tools. With ``use_actor`` (default) each tool backend lives in one of ``tool_actors`` Ray actors
 (``num_gpus=actor_gpus`` each, restarted if they die); a shard reaches its actor through
-:class:`ActorBackend` wrapped in the batching :class:`~vpd.tools.server.ToolServer`, so the
-concurrent tool calls of a shard's sandbox workers travel to the GPU as one batch. Without
+:class:`~vpd.ray_tools.ActorBackend` wrapped in the batching :class:`~vpd.tools.server.ToolServer`,
+so the concurrent tool calls of a shard's sandbox workers travel to the GPU as one batch. Without
 actors every task loads the tools itself (cached per worker process).
 
-Outputs go to a local folder or any fsspec URI (``s3://…``, ``gs://…``); when the output is
-local, the driver also rebuilds ``verified.jsonl`` and writes ``manifest.json`` / ``report.json``
+Outputs go to a local folder or any fsspec URI (``s3://…``, ``gs://…``; :mod:`vpd.ray_storage`); when the
+output is local, the driver also rebuilds ``verified.jsonl`` and writes ``manifest.json`` / ``report.json``
 exactly as the local engine does. Image paths must be readable from every node (shared storage);
 relative paths are made absolute on the driver.
 """
@@ -40,226 +40,23 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import tempfile
 import time
-import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
-
 from vpd.datasets import write_examples
+from vpd.ray_storage import (SHARD_NAME, commit_file, committed_ids, committed_shards, is_local,
+                             next_shard_number, remove_shards, shard_committed)
+from vpd.ray_tools import ToolActorImpl, actor_toolbox
 from vpd.synth import RESUME_COMPARE, RESUME_KEYS, SynthConfig, question_key, select_examples
-from vpd.tools.backend import Backend
-from vpd.tools.errors import ToolError
-from vpd.tools.specs import TOOLS
-from vpd.tools.toolbox import boxes_from_json
 from vpd.types import Example
 
-SHARD_NAME = "candidates-{:05d}.jsonl"
-_SHARD_RE = re.compile(r"^candidates-(\d{5})\.jsonl$")
-
 
 # ---------------------------------------------------------------------------------------------
-# storage: local paths or fsspec URIs, atomic commits
+# shards
 # ---------------------------------------------------------------------------------------------
-def _fs(uri: str) -> tuple[Any, str]:
-    import fsspec
-
-    fs, root = fsspec.core.url_to_fs(uri)
-    return fs, root.rstrip("/")
-
-
-def is_local(out: str) -> bool:
-    """True for a plain path or ``file://`` (the driver then rebuilds verified.jsonl / report.json)."""
-    return "://" not in out or out.startswith("file://")
-
-
-def shard_committed(out: str, shard: int) -> bool:
-    fs, root = _fs(out)
-    return fs.exists(f"{root}/{SHARD_NAME.format(shard)}")
-
-
-def committed_shards(out: str) -> list[str]:
-    """Names of the committed ``candidates-NNNNN.jsonl`` files under ``out`` (sorted)."""
-    fs, root = _fs(out)
-    if not fs.exists(root):
-        return []
-    names = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(root, detail=False)]
-    return sorted(n for n in names if _SHARD_RE.match(n))
-
-
-def committed_ids(out: str) -> set[str]:
-    """Ids of the examples whose candidate blocks are complete in the committed shards of ``out``."""
-    from vpd.runs import _parse_blocks
-
-    fs, root = _fs(out)
-    done: set[str] = set()
-    for name in committed_shards(out):
-        with fs.open(f"{root}/{name}", "rb") as fh:
-            blocks, _ = _parse_blocks(fh.read())
-        done.update(str(b[0]["example_id"]) for b in blocks)
-    return done
-
-
-def commit_file(local: Path, out: str, name: str) -> None:
-    """Upload ``local`` to ``out/name`` atomically: write a unique temp name, then move it."""
-    fs, root = _fs(out)
-    fs.makedirs(root, exist_ok=True)
-    tmp = f"{root}/.{name}.tmp-{uuid.uuid4().hex}"
-    fs.put_file(str(local), tmp)
-    fs.mv(tmp, f"{root}/{name}")
-
-
-# ---------------------------------------------------------------------------------------------
-# tools in actors
-# ---------------------------------------------------------------------------------------------
-class ToolActorImpl:
-    """Hosts a Toolbox (models loaded once per actor) and serves batched tool calls from tasks."""
-
-    def __init__(self, spec: str) -> None:
-        from vpd.tools import load
-
-        self.toolbox = load(spec)
-        self.calls = 0
-        self.batches = 0
-
-    def describe(self) -> dict[str, Any]:
-        return {t: {"tag": b.cache_tag(), "max_batch": b.max_batch, "batchable": sorted(b.batchable),
-                    "backend": b.name, "analysed": sorted(b.analysed),
-                    "answer_context": b.answer_context() if b.analysed else {}}
-                for t, b in self.toolbox.backends.items()}
-
-    def analyse_batch(self, tool: str, images: list[np.ndarray]) -> list[Any]:
-        """The image analyses of ``tool``'s backend (JSON), ``{"__error__": message}`` for a failure."""
-        from PIL import Image
-
-        backend = self.toolbox.backend_for(tool)
-        self.calls += len(images)
-        self.batches += 1
-        return [_error_json(v) if isinstance(v, BaseException) else v
-                for v in backend.analyse_batch([Image.fromarray(a) for a in images])]
-
-    def run_batch(self, tool: str, images: list[np.ndarray | None], args: list[dict[str, Any]]) -> list[Any]:
-        """JSON results per input; an input that fails yields ``{"__error__": message}``."""
-        from PIL import Image
-
-        from vpd.tools.toolbox import to_json_result
-
-        backend = self.toolbox.backend_for(tool)
-        pil = [None if a is None else Image.fromarray(a) for a in images]
-        self.calls += len(pil)
-        self.batches += 1
-        out: list[Any] = []
-        for value in backend.run_batch(tool, pil, args):
-            if isinstance(value, BaseException):
-                out.append(_error_json(value))
-            else:
-                out.append(to_json_result(tool, value))
-        return out
-
-    def stats(self) -> dict[str, int]:
-        return {"calls": self.calls, "batches": self.batches, "pid": os.getpid()}
-
-
-def _error_json(exc: BaseException) -> dict[str, str]:
-    return {"__error__": f"{type(exc).__name__}: {exc}"}
-
-
-class ActorBackend(Backend):
-    """A backend whose tool runs in a Ray actor (one per node or per GPU); batches travel whole.
-
-    Its cache tag is the real backend's, so tool-cache entries are shared with the local engine.
-    """
-
-    name = "ray_actor"
-
-    def __init__(self, actor: Any, tool: str, info: dict[str, Any]) -> None:
-        super().__init__()
-        self.actor, self.tool, self.info = actor, tool, info
-        self.provides = frozenset({tool})  # type: ignore[misc]
-        self.batchable = frozenset({tool})  # type: ignore[misc]
-        self.max_batch = int(info.get("max_batch", 1)) or 1  # type: ignore[misc]
-        # image analyses stay shared through the actor: analyse there (the model pass), cache and
-        # answer here (answer_from needs only the analysis and the backend's JSON answer context)
-        self.analysed = frozenset(info.get("analysed", ())) & {tool}  # type: ignore[misc]
-        self._real: type[Backend] | None = None
-        if self.analysed:
-            import vpd.tools.backends  # noqa: F401  (registers the built-in backends)
-            from vpd.registry import UnknownNameError
-            from vpd.tools.backend import BACKENDS
-
-            try:
-                self._real = BACKENDS.get(str(info["backend"]))
-            except UnknownNameError:  # a plug-in backend not imported here: cache per call instead
-                self.analysed = frozenset()  # type: ignore[misc]
-
-    def uses_analysis(self, tool: str, args: Any) -> bool:  # type: ignore[override]
-        return self._real is not None and tool in self.analysed and self._real.uses_analysis(tool, args)
-
-    def analyse_batch(self, images: list[Any]) -> list[Any]:
-        import ray
-
-        arrays = [np.asarray(im) for im in images]
-        return [self._error(v) or v for v in ray.get(self.actor.analyse_batch.remote(self.tool, arrays))]
-
-    def analyse(self, image: Any) -> Any:
-        value = self.analyse_batch([image])[0]
-        if isinstance(value, Exception):
-            raise value
-        return value
-
-    def answer_context(self) -> dict[str, Any]:
-        return dict(self.info.get("answer_context") or {})
-
-    def answer(self, tool: str, analysis: Any, **args: Any) -> Any:
-        """Answered here, from the cached analysis: no round trip to the (possibly busy) actor."""
-        if self._real is None:
-            raise ToolError(f"tool {tool!r} of the Ray actor is not answered from an image analysis")
-        return self._real.answer_from(self.answer_context(), tool, analysis, **args)
-
-    @staticmethod
-    def _error(value: Any) -> Exception | None:
-        if isinstance(value, dict) and "__error__" in value:
-            return ToolError(value["__error__"])
-        return None
-
-    def cache_tag(self) -> str:
-        return str(self.info.get("tag", f"ray:{self.tool}"))
-
-    def _decode(self, value: Any) -> Any:
-        err = self._error(value)
-        if err is not None:
-            return err
-        return boxes_from_json(value) if TOOLS.get(self.tool).returns_boxes else value
-
-    def run_batch(self, tool: str, images: list[Any], args: list[dict[str, Any]]) -> list[Any]:
-        import ray
-
-        arrays = [None if im is None else np.asarray(im) for im in images]
-        return [self._decode(v) for v in ray.get(self.actor.run_batch.remote(tool, arrays, args))]
-
-    def run(self, tool: str, image: Any, **args: Any) -> Any:
-        value = self.run_batch(tool, [image], [args])[0]
-        if isinstance(value, Exception):
-            raise value
-        return value
-
-
-def actor_toolbox(actor: Any, cache: Any = None, share_analyses: bool = True) -> Any:
-    """A batching ToolServer whose backends forward to ``actor`` (the caller closes it)."""
-    import ray
-
-    from vpd.tools.server import ToolServer
-    from vpd.tools.toolbox import Toolbox
-
-    info = ray.get(actor.describe.remote())
-    backends = {t: ActorBackend(actor, t, i) for t, i in info.items()}
-    return ToolServer(Toolbox(backends, cache=cache, share_analyses=share_analyses), max_wait_ms=5.0)
-
-
 # per worker process: models stay loaded across the shards a Ray worker runs
 _PROCESS_SAMPLERS: dict[str, Any] = {}
 _PROCESS_TOOLBOXES: dict[tuple[str, str | None, bool], Any] = {}
@@ -283,9 +80,6 @@ def _process_toolbox(spec: str, cache: str | None, share_analyses: bool = True) 
     return _PROCESS_TOOLBOXES[key]
 
 
-# ---------------------------------------------------------------------------------------------
-# shards
-# ---------------------------------------------------------------------------------------------
 def partition(examples: Sequence[Example], n_shards: int, reuse: bool = True) -> list[list[Example]]:
     """Split examples into ``n_shards`` by a stable hash of their question key (order kept)."""
     shards: list[list[Example]] = [[] for _ in range(n_shards)]
@@ -374,11 +168,8 @@ def _prepare_output(cfg: SynthConfig) -> tuple[set[str], int]:
                 from vpd.runs import RunExistsError
 
                 raise RunExistsError(f"{cfg.out} already has results; use --resume or --overwrite")
-            fs, root = _fs(cfg.out)
-            for n in names:
-                fs.rm(f"{root}/{n}")
-    names = committed_shards(cfg.out)
-    first = max((int(_SHARD_RE.match(n).group(1)) for n in names), default=-1) + 1  # type: ignore[union-attr]
+            remove_shards(cfg.out, names)
+    first = next_shard_number(cfg.out)
     return (committed_ids(cfg.out) if cfg.resume else set()), first
 
 
@@ -526,8 +317,8 @@ def run_ray_cli(cfg: SynthConfig, **options: Any) -> int:
     return 0
 
 
-__all__ = ["run_ray_cli", "run_synth_ray", "synth_shard", "partition", "ToolActorImpl", "ActorBackend", "actor_toolbox",
-           "commit_file", "committed_ids", "committed_shards", "shard_committed"]
+__all__ = ["run_ray_cli", "run_synth_ray", "synth_shard", "partition", "rationalize_ray", "rationalize_shard",
+           "lskd_ray_mapper", "lskd_shard"]
 
 
 # ---------------------------------------------------------------------------------------------
