@@ -17,8 +17,9 @@ __all__ = ["ExecutionResult", "Isolation", "IsolationError", "SandboxIsolationWa
 
 if TYPE_CHECKING:  # pragma: no cover
     from vpd.sandbox.isolation import Isolation, IsolationError, SandboxIsolationWarning
-    from vpd.sandbox.pool import SandboxPool, SandboxUnavailable, default_pool, run_program
+    from vpd.sandbox.pool import SandboxPool, default_pool, run_program
     from vpd.sandbox.result import ExecutionResult
+    from vpd.sandbox.worker_slot import SandboxUnavailable
 
 
 def __getattr__(name: str) -> Any:
@@ -30,8 +31,12 @@ def __getattr__(name: str) -> Any:
         from vpd.sandbox import isolation
 
         return getattr(isolation, name)
-    if name in ("SandboxPool", "SandboxUnavailable", "default_pool", "run_program"):
+    if name in ("SandboxPool", "default_pool", "run_program"):
         from vpd.sandbox import pool
 
         return getattr(pool, name)
+    if name == "SandboxUnavailable":
+        from vpd.sandbox.worker_slot import SandboxUnavailable
+
+        return SandboxUnavailable
     raise AttributeError(f"module 'vpd.sandbox' has no attribute {name!r}")

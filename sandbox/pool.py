@@ -8,6 +8,8 @@ whose toolbox forwards ``call_json``) to the server. By default calls into one T
 serialised with a lock (backends need not be thread-safe); pass ``serialize_tools=False`` for
 thread-safe backends.
 
+Each worker process is driven through a :class:`~vpd.sandbox.worker_slot.WorkerSlot`, which checks
+every tool request with :func:`~vpd.sandbox.tool_request.validate_call` before the host serves it.
 Deadlines are wall-clock from dispatch and include tool time. On a deadline the worker's whole
 process group is SIGKILLed and the slot gets a fresh worker (started at once, ready by the time
 it is needed). Workers are also replaced after any abnormal event (death, protocol violation,
@@ -25,13 +27,8 @@ import collections
 import concurrent.futures as cf
 import itertools
 import json
-import math
 import os
 import queue
-import shutil
-import signal
-import subprocess
-import tempfile
 import threading
 import time
 import warnings
@@ -41,13 +38,12 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from PIL import Image
 
 from vpd.images import ImageLoadError, load_image
-from vpd.sandbox import limits, protocol
+from vpd.sandbox.image_cache import ImageCache
 from vpd.sandbox.isolation import Isolation, SandboxIsolationWarning, check, skip_from_env
 from vpd.sandbox.policy import MAX_SOURCE_CHARS
-from vpd.sandbox.result import (MAX_ERROR_CHARS, WORKER_STATUSES, ExecutionResult, bounded_text,
-                                is_plain)
+from vpd.sandbox.result import MAX_ERROR_CHARS, ExecutionResult
+from vpd.sandbox.worker_slot import WorkerSlot
 from vpd.tools.host import ToolHost
-from vpd.tools.specs import TOOLS
 from vpd.tools.toolbox import Toolbox
 from vpd.types import Trace
 
@@ -55,11 +51,6 @@ ImageLike = str | Path | bytes | Image.Image | None
 ToolsLike = Toolbox | str | Mapping[str, Any] | None
 
 _STDOUT_CAP = 65_536
-_MAX_ARG_CHARS = 100_000
-
-
-class SandboxUnavailable(RuntimeError):
-    """A worker process could not be started (the message includes its stderr)."""
 
 
 class _SerialToolbox:
@@ -78,247 +69,6 @@ class _SerialToolbox:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._toolbox, name)
-
-
-def _allowed_args(tool: str) -> frozenset[str]:
-    sig = TOOLS.get(tool).signature
-    inner = sig[sig.index("(") + 1: sig.rindex(")")]
-    names = [p.split(":")[0].strip() for p in inner.split(",") if p.strip()]
-    return frozenset(n for n in names if n and n != "image")
-
-
-def validate_call(msg: dict[str, Any]) -> dict[str, Any]:
-    """Check a worker's tool request; returns ``{tool, image_id, box, args}`` or raises ValueError."""
-    tool = msg.get("tool")
-    if type(tool) is not str or tool not in TOOLS:
-        raise ValueError(f"unknown tool {tool!r}"[:200])
-    image_id = msg.get("image_id")
-    if image_id is not None and type(image_id) is not str:
-        raise ValueError("bad image id")
-    box = msg.get("box")
-    if box is not None:
-        if (type(box) is not list or len(box) != 4
-                or not all(type(v) in (int, float) and math.isfinite(v) for v in box)):
-            raise ValueError("bad box")
-    args = msg.get("args")
-    if type(args) is not dict:
-        raise ValueError("bad tool arguments")
-    allowed = _allowed_args(tool)
-    for key, value in args.items():
-        if key not in allowed:
-            raise ValueError(f"tool {tool!r} takes no argument {key!r}"[:200])
-        if not is_plain(value) or len(json.dumps(value)) > _MAX_ARG_CHARS:
-            raise ValueError(f"bad value for argument {key!r}")
-    return {"tool": tool, "image_id": image_id, "box": box, "args": args}
-
-
-def _signal_name(returncode: int | None) -> str:
-    if returncode is None:
-        return "still running"
-    if returncode < 0:
-        try:
-            return signal.Signals(-returncode).name
-        except ValueError:
-            return f"signal {-returncode}"
-    return f"exit code {returncode}"
-
-
-class _Slot:
-    """One worker process (and its replacements) owned by the pool."""
-
-    def __init__(self, index: int, pool: "SandboxPool") -> None:
-        self.index = index
-        self.pool = pool
-        self.as_hard_mb = pool.max_memory_mb
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.spawn()
-
-    # -- life cycle ---------------------------------------------------------------------------
-    def spawn(self) -> None:
-        self.tmpdir = tempfile.mkdtemp(prefix="vpd-sbx-")
-        self.proc = subprocess.Popen(
-            limits.worker_command(self.pool.python), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, cwd=self.tmpdir, env=limits.scrubbed_env(),
-            start_new_session=True, close_fds=True)
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.out_fd = self.proc.stdin.fileno()
-        self.reader = protocol.FrameReader(self.proc.stdout.fileno())
-        self.ready = False
-        self.jobs = 0
-        self.pid = self.proc.pid
-        self.isolation: Isolation | None = None
-        init = {"type": "init", "uid": limits.UID_BASE + self.index, "gid": limits.NOGROUP_GID,
-                "as_hard_mb": self.as_hard_mb, "cpu_hard_s": self.pool.cpu_hard_s,
-                "skip": list(self.pool.skip_layers)}
-        try:
-            protocol.write_frame(self.out_fd, init, deadline=time.monotonic() + 10)
-        except (protocol.ChannelClosed, protocol.ChannelTimeout):
-            pass  # reported by ensure_ready
-
-    def ensure_ready(self) -> None:
-        if self.ready:
-            return
-        try:
-            msg = self.reader.read(deadline=time.monotonic() + self.pool.startup_timeout_s)
-            if msg.get("type") != "ready":
-                raise protocol.ProtocolError(f"expected ready, got {msg.get('type')!r}")
-        except (protocol.ChannelClosed, protocol.ChannelTimeout, protocol.ProtocolError) as exc:
-            err = self._stderr_tail()
-            self.kill()
-            self.spawn()
-            raise SandboxUnavailable(f"sandbox worker failed to start ({exc}); stderr: {err}") from None
-        isolation = Isolation.from_report(msg.get("isolation"))
-        try:
-            self.pool._note_isolation(isolation)
-        except Exception:
-            self.kill()
-            self.spawn()
-            raise
-        self.ready = True
-        self.isolation = isolation
-        assert self.proc is not None and self.proc.stderr is not None
-        self.proc.stderr.close()  # the worker has pointed its stderr at /dev/null
-        # The empty cwd is deleted once the worker is in it: nothing can be created there, and no
-        # directory is left behind if this host dies without closing the pool.
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
-
-    def _stderr_tail(self) -> str:
-        assert self.proc is not None
-        try:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-            data = self.proc.stderr.read() if self.proc.stderr and not self.proc.stderr.closed else b""
-        except Exception:  # noqa: BLE001 - best effort diagnostics
-            data = b""
-        return data.decode("utf-8", "replace")[-2000:].strip() or "(empty)"
-
-    def kill(self) -> int | None:
-        """SIGKILL the worker's process group; returns its return code."""
-        proc = self.proc
-        if proc is None:
-            return None
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            code = proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # pragma: no cover - unkillable process
-            code = None
-        for f in (proc.stdin, proc.stdout, proc.stderr):
-            try:
-                if f is not None:
-                    f.close()
-            except OSError:
-                pass
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
-        self.proc = None
-        return code
-
-    def replace(self) -> None:
-        self.kill()
-        self.spawn()
-
-    def close(self) -> None:
-        if self.proc is None:
-            return
-        try:
-            protocol.write_frame(self.out_fd, {"type": "exit"}, deadline=time.monotonic() + 0.2)
-            self.proc.wait(timeout=0.5)
-        except Exception:  # noqa: BLE001 - falls through to the kill
-            pass
-        self.kill()
-
-    # -- one job ------------------------------------------------------------------------------
-    def run(self, job_id: int, source: str, image_msg: dict[str, Any] | None, timeout_s: float,
-            memory_mb: int, session: Any) -> tuple[str, Any, str | None, str, dict[str, float]]:
-        """Returns ``(status, answer, error, stdout, timings)``; never raises for worker misbehaviour."""
-        if memory_mb > self.as_hard_mb:
-            self.as_hard_mb = memory_mb
-            self.replace()
-        self.ensure_ready()
-        deadline = time.monotonic() + timeout_s
-        msg = {"type": "run", "job": job_id, "source": source, "image": image_msg, "timeout_s": timeout_s,
-               "memory_mb": memory_mb, "stdout_cap": self.pool.stdout_cap}
-        self.jobs += 1
-        try:
-            protocol.write_frame(self.out_fd, msg, deadline)
-            while True:
-                reply = self.reader.read(deadline)
-                kind = reply.get("type")
-                if kind == "call":
-                    if reply.get("job") != job_id:
-                        raise protocol.ProtocolError("tool call for another job")
-                    try:
-                        request = validate_call(reply)
-                    except ValueError as exc:
-                        answer = {"ok": False, "error": f"ValueError: {exc}"}
-                    else:
-                        answer = session.handle(request)
-                    reply_msg = {"type": "reply", "job": job_id, **answer}
-                    try:
-                        protocol.encode(reply_msg)
-                    except (TypeError, ValueError, protocol.ProtocolError) as exc:  # e.g. a NaN in a tool result
-                        reply_msg = {"type": "reply", "job": job_id, "ok": False,
-                                     "error": f"ToolError: {request['tool']} result cannot be sent: {exc}"[:500]}
-                    protocol.write_frame(self.out_fd, reply_msg, deadline)
-                elif kind == "result":
-                    return self._finish(job_id, reply)
-                else:
-                    raise protocol.ProtocolError(f"unexpected frame {kind!r}")
-        except protocol.ChannelTimeout:
-            self.replace()
-            return "timeout", None, f"TimeoutError: program exceeded {timeout_s:g} s", "", {}
-        except protocol.ChannelClosed:
-            code = self.kill()
-            self.spawn()
-            return "killed", None, f"worker died ({_signal_name(code)})", "", {}
-        except protocol.ProtocolError as exc:
-            self.replace()
-            return "killed", None, f"protocol violation: {exc}"[:MAX_ERROR_CHARS], "", {}
-
-    def _finish(self, job_id: int, reply: dict[str, Any]) -> tuple[str, Any, str | None, str, dict[str, float]]:
-        status, answer = reply.get("status"), reply.get("answer")
-        if reply.get("job") != job_id or status not in WORKER_STATUSES or not is_plain(answer):
-            raise protocol.ProtocolError("malformed result")
-        error = reply.get("error")
-        error = bounded_text(error, MAX_ERROR_CHARS) if error is not None else None
-        stdout = bounded_text(reply.get("stdout"), self.pool.stdout_cap + 200)
-        timings_raw = reply.get("timings")
-        timings = {str(k): float(v) for k, v in timings_raw.items()
-                   if type(v) in (int, float)} if type(timings_raw) is dict else {}
-        cpu = reply.get("cpu_s")
-        worn = type(cpu) in (int, float) and cpu > self.pool.cpu_hard_s / 2
-        if reply.get("recycle") is True or self.jobs >= self.pool.recycle_after or worn:
-            self.replace()
-        return str(status), answer, error, stdout, timings
-
-
-class _ImageCache:
-    """Decoded images by path (path, mtime, size) -> RGB PIL image; least recently used dropped."""
-
-    def __init__(self, size: int = 64) -> None:
-        self.size = size
-        self.items: collections.OrderedDict[tuple[str, int, int], Image.Image] = collections.OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, path: str | Path) -> Image.Image:
-        p = Path(path)
-        try:
-            st = p.stat()
-        except OSError:
-            return load_image(p)  # raises ImageLoadError naming the path
-        key = (str(p.resolve()), st.st_mtime_ns, st.st_size)
-        with self.lock:
-            if key in self.items:
-                self.items.move_to_end(key)
-                return self.items[key]
-        img = load_image(p)
-        with self.lock:
-            self.items[key] = img
-            while len(self.items) > self.size:
-                self.items.popitem(last=False)
-        return img
 
 
 def _default_host_factory(serialize: bool) -> Callable[[Toolbox], ToolHost]:
@@ -367,11 +117,11 @@ class SandboxPool:
         self._toolbox_lock = threading.Lock()
         self._images: dict[str, Image.Image] = {}
         self._image_ids = itertools.count()
-        self._image_cache = _ImageCache()
+        self._image_cache = ImageCache()
         self._job_ids = itertools.count(1)
         self._closed = False
-        self._slots = [_Slot(i, self) for i in range(self.workers)]
-        self._free: queue.Queue[_Slot] = queue.Queue()
+        self._slots = [WorkerSlot(i, self) for i in range(self.workers)]
+        self._free: queue.Queue[WorkerSlot] = queue.Queue()
         for s in self._slots:
             self._free.put(s)
         if self.require_isolation:
@@ -514,8 +264,9 @@ class SandboxPool:
         finally:
             self._free.put(slot)
 
-    def _note_isolation(self, isolation: Isolation) -> None:
-        """Each worker's report: IsolationError if required and incomplete, else one warning per pool."""
+    def note_isolation(self, isolation: Isolation) -> None:
+        """Each worker's report (from its :class:`~vpd.sandbox.worker_slot.WorkerSlot`): IsolationError
+        if required and incomplete, else one warning per pool."""
         check(isolation, required=self.require_isolation, skipped=self.skip_layers)
         if not isolation.complete and not self._warned:
             self._warned = True

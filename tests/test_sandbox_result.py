@@ -7,7 +7,7 @@ import os
 import pytest
 
 from vpd.sandbox import protocol
-from vpd.sandbox.pool import validate_call
+from vpd.sandbox.tool_request import validate_call
 from vpd.sandbox.result import ExecutionResult, is_plain
 from vpd.tools.image_patch import ImageHandle, ImagePatch, answer_to_plain, llm_query, bind_client
 
