@@ -69,7 +69,7 @@ def test_synth_writer_and_cli_carry_the_flag(tmp_path, monkeypatch):
     import vpd.synth as synth_mod
     from tests.test_synth import make_data
     from vpd.cli import app
-    from vpd.synth import SessionStats
+    from vpd.synth_config import SessionStats
     from vpd.synth_writer import LLMProgramWriter
 
     a = LLMProgramWriter(None, tools=None, fewshot="nearest", temperature=0.7, max_tokens=64, stats=SessionStats())
@@ -97,7 +97,7 @@ def test_synth_library_option_changes_the_prompts_and_fingerprint(tmp_path):
     import shutil
 
     from vpd.programs.library import LIBRARY_DIR
-    from vpd.synth import SessionStats
+    from vpd.synth_config import SessionStats
     from vpd.synth_writer import LLMProgramWriter
 
     small = tmp_path / "lib"

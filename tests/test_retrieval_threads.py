@@ -65,7 +65,8 @@ def test_synth_warms_shared_models_before_threads():
     """``LLMProgramWriter.warm`` builds the prompt builder, its retriever, MiniLM and the library
     matrix in the calling thread (``run_synth`` calls it before any sampling thread starts)."""
     from vpd.programs import prompt as prompt_mod
-    from vpd.synth import LLMProgramWriter, SessionStats
+    from vpd.synth_config import SessionStats
+    from vpd.synth_writer import LLMProgramWriter
 
     class FakeRemoteSampler:
         remote = True

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from vpd.cli import app
 from vpd.programs.samplers import SamplerOptionError, load_sampler, parse_spec, sampler_identity, split_options
 from vpd.runs import ConfigMismatchError, RunStore
-from vpd.synth import RESUME_COMPARE
+from vpd.synth_config import RESUME_COMPARE
 
 
 def test_split_options_parses_json_values_and_leaves_plain_specs_alone():

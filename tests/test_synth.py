@@ -13,7 +13,9 @@ from PIL import Image
 from vpd.programs.prompt import Prompt
 from vpd.programs.sampler_replay import ReplaySampler
 from vpd.runs import read_candidates, read_verified
-from vpd.synth import LLMProgramWriter, SessionStats, SynthConfig, run_synth
+from vpd.synth import SynthConfig, run_synth
+from vpd.synth_config import SessionStats
+from vpd.synth_writer import LLMProgramWriter
 from vpd.synth_report import build_report, pass_at_k
 from vpd.types import Trace
 

@@ -8,7 +8,9 @@ import threading
 
 from vpd.programs.sampler_base import load_sampler
 from vpd.runs import read_candidates
-from vpd.synth import LLMProgramWriter, SessionStats, SynthConfig, run_synth
+from vpd.synth import SynthConfig, run_synth
+from vpd.synth_config import SessionStats
+from vpd.synth_writer import LLMProgramWriter
 from vpd.synth_sampling import ChunkSampler, SampledChunk, default_llm_batch, sampled_chunks
 
 from tests.test_samplers_openai import FakeOpenAIServer

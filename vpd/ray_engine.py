@@ -50,7 +50,8 @@ from vpd.datasets import write_examples
 from vpd.ray_storage import (SHARD_NAME, commit_file, committed_ids, committed_shards, is_local,
                              next_shard_number, remove_shards, shard_committed)
 from vpd.ray_tools import ToolActorImpl, actor_toolbox
-from vpd.synth import RESUME_COMPARE, RESUME_KEYS, SynthConfig, question_key, select_examples
+from vpd.synth import question_key, select_examples
+from vpd.synth_config import RESUME_COMPARE, RESUME_KEYS, SynthConfig
 from vpd.types import Example
 
 
@@ -263,12 +264,12 @@ def _finish_local(cfg: SynthConfig, counts: dict[str, Any], summary: dict[str, A
     """Rebuild verified.jsonl (via RunStore), write manifest.json and report.json; return the report."""
     from vpd import synth_report
     from vpd.runs import RunStore
-    from vpd.synth import _manifest
+    from vpd.synth_manifest import build_manifest
 
     root = cfg.out[len("file://"):] if cfg.out.startswith("file://") else cfg.out
     store = RunStore.open(root, cfg.to_dict(), resume=True)  # repairs nothing; rebuilds verified.jsonl
     session = _merge_sessions(summary["results"], started)
-    manifest = _manifest(cfg, store, counts, None, None, started, prompt_fingerprint=session["prompt_fingerprint"])
+    manifest = build_manifest(cfg, store, counts, None, None, started, prompt_fingerprint=session["prompt_fingerprint"])
     run_print = manifest["versions"].get("prompt_fingerprint")
     if session["prompt_fingerprint"] and run_print and session["prompt_fingerprint"] != run_print:
         # shards build their prompts themselves, so Ray can only notice a prompt change afterwards

@@ -21,8 +21,10 @@ candidates with a failure category (:mod:`vpd.synth_failures`). Infrastructure f
 backend) are retryable: ``--resume`` redoes the examples they cost (``retry_failed``), and a
 session stops with :class:`InfrastructureFailureError` after ``max_infra_failures`` consecutive
 ones (or when all of its candidates failed so) — committed work stays, the run is resumable.
-Python API: :func:`run_synth` with a :class:`SynthConfig`. Candidates and verdicts of one example:
-:mod:`vpd.synth_candidates`; the program writer: :mod:`vpd.synth_writer`.
+Python API: :func:`run_synth` with a :class:`SynthConfig` (both importable from here; the config and
+the session records live in :mod:`vpd.synth_config`). Candidates and verdicts of one example:
+:mod:`vpd.synth_candidates`; the program writer: :mod:`vpd.synth_writer`; manifest.json and the
+resume checks: :mod:`vpd.synth_manifest`.
 """
 
 from __future__ import annotations
@@ -32,84 +34,24 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
-from vpd.checkers import checker_versions, judge_from_sampler
+from vpd.checkers import judge_from_sampler
 from vpd.datasets import read_examples
-from vpd.programs.sampler_base import sampler_identity
 from vpd.runs import RunStore
 from vpd.selection import majority_choice, select
 from vpd.synth_candidates import build_candidates, example_checker, image_load_error
-from vpd.synth_failures import DEFAULT_MAX_INFRA_FAILURES, FailureStreak, InfrastructureFailureError, is_retryable
+# SynthConfig and SynthResult are re-exported: ``vpd.synth.run_synth(SynthConfig(...))`` is the public API
+from vpd.synth_config import RESUME_COMPARE, RESUME_KEYS, SamplingPlan, SessionStats, SynthConfig, SynthResult
+from vpd.synth_failures import FailureStreak, InfrastructureFailureError, is_retryable
+from vpd.synth_manifest import build_manifest, check_prompt_unchanged, previous_llm, save_session
 from vpd.synth_writer import LLMProgramWriter, Sample
-from vpd.synth_sampling import (ChunkSampler, SampledChunk, default_llm_batch, is_remote,
-                                sampled_chunks)
+from vpd.synth_sampling import ChunkSampler, SampledChunk, sampled_chunks
 from vpd.types import Candidate, Example
 
-#: Config keys that must match when resuming a run.
-RESUME_KEYS = ("data", "llm", "tools", "k", "reuse", "labels", "fewshot", "seed", "temperature",
-               "select", "split", "limit", "max_tokens", "checker", "greedy_first")
-
-
-def llm_identity(spec: str) -> str:
-    """Which model a run uses, for ``--resume``: the spec without its options and, for an
-    OpenAI-compatible endpoint, without its address (``openai:m@http://a/v1`` and
-    ``openai-completions:m@http://b/v1`` are the same model ``openai-completions:m``)."""
-    from vpd.programs.sampler_openai import openai_model_identity
-
-    return openai_model_identity(spec) or sampler_identity(spec)
-
-
-#: A resumed run may change the sampler's options (``?concurrency=…``) and an endpoint's address,
-#: not its model; each session records the spec it used (``sessions[i].llm``).
-RESUME_COMPARE = {"llm": llm_identity}
-
-
-@dataclass(frozen=True, kw_only=True)
-class SynthConfig:
-    """Everything ``vpd synth`` needs. Times in seconds, memory in MiB."""
-
-    data: str
-    out: str
-    llm: str = "gemma"
-    tools: str = "shapes"
-    k: int = 5
-    resume: bool = False
-    overwrite: bool = False
-    limit: int | None = None
-    split: str | None = None
-    reuse: bool = True
-    labels: bool = True
-    fewshot: str = "nearest"  # nearest | fixed
-    exclude_same_template: bool = False  # leave-template-out few-shot examples (part of the prompt fingerprint)
-    library: str | None = None  # a few-shot program library folder; None = the packaged one
-    workers: int = 2
-    seed: int = 0
-    temperature: float = 0.7
-    select: str = "first"  # first | shortest | majority | score (vpd.selection)
-    max_tokens: int = 256
-    timeout_s: float = 5.0
-    memory_mb: int = 512
-    cache: str | None = "default"  # default | memory | off | PATH
-    checker: str | None = None  # a checker or benchmark name; None = infer per example
-    judge: bool = False
-    greedy_first: bool = True  # candidate 0 greedy, the other k-1 sampled
-    llm_batch: int | None = None  # questions per chunk; None = the sampler's concurrency if remote, else 1
-    overlap: bool | None = None  # sample the next chunk while this one runs; None = on for remote samplers
-    dedupe: bool = True  # run each distinct (AST-normalised) program once per image; False runs every candidate
-    share_analyses: bool = True  # cache a backend's per-image analysis, so new queries on an image reuse it
-    allow_prompt_change: bool = False  # --resume even if the prompt fingerprint differs from the run's
-    retry_failed: bool | None = None  # redo examples that infrastructure failures cost; None = with --resume
-    max_infra_failures: int = DEFAULT_MAX_INFRA_FAILURES  # consecutive LLM/tool-backend failures that stop; 0 never
-    require_isolation: bool = False  # refuse to run unless every sandbox OS layer is active (vpd.sandbox.isolation)
-    recipe: str | None = None  # the `--recipe` whose settings filled k/temperature/judge/select (vpd.synth_recipes)
-    progress: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
+__all__ = ["SynthConfig", "SynthResult", "run_synth", "select_examples", "question_key", "stable_seed",
+           "ProgramWriter", "Executor", "SandboxExecutor"]
 
 # --------------------------------------------------------------------------------------------
 # Seams: where programs come from and where they run (real implementations: LLMProgramWriter in
@@ -123,51 +65,6 @@ class ProgramWriter(Protocol):
 
 class Executor(Protocol):
     def run_many(self, jobs: Sequence[tuple[str, str]]) -> list[Any]: ...
-
-
-@dataclass(frozen=True)
-class SamplingPlan:
-    """How a session asks for programs (see :mod:`vpd.synth_sampling`): ``llm_batch`` questions per
-    chunk, each its own call in flight together (``per_question``, remote samplers) or one batched
-    call, and whether the next chunk is sampled while the current one runs (``overlap``)."""
-
-    llm_batch: int
-    per_question: bool
-    overlap: bool
-
-    @classmethod
-    def for_sampler(cls, cfg: "SynthConfig", sampler: Any) -> "SamplingPlan":
-        remote = is_remote(sampler)
-        batch = cfg.llm_batch if cfg.llm_batch else default_llm_batch(sampler)
-        return cls(llm_batch=max(1, int(batch)), per_question=remote,
-                   overlap=remote if cfg.overlap is None else bool(cfg.overlap))
-
-
-@dataclass
-class SessionStats:
-    """Counters of one ``run_synth`` call (saved per session in the manifest)."""
-
-    llm_requests: int = 0
-    llm_completions: int = 0
-    llm_errors: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    programs_executed: int = 0
-    stage_s: dict[str, float] = field(default_factory=lambda: {"load": 0.0, "sample": 0.0, "execute": 0.0,
-                                                                 "check": 0.0, "write": 0.0})
-    examples_written: int = 0
-    image_errors: int = 0
-    prompt_fingerprint: str | None = None  # the prompts this session sent (see LLMProgramWriter)
-    sampling: dict[str, Any] = field(default_factory=dict)  # the SamplingPlan used
-    llm: str = ""  # the --llm spec of this session (an endpoint's address/options may change on resume)
-    llm_changed_from: str | None = None  # the previous session's spec, when this one differs
-    retried: int = 0  # committed examples redone (their infrastructure failures retried)
-    stopped: str | None = None  # why the session stopped early (InfrastructureFailureError), else None
-    sampler: dict[str, Any] | None = None  # the sampler's settings (Sampler.describe), taken at the start
-    isolation: dict[str, Any] | None = None  # the sandbox's OS layers (Isolation.to_dict); None: no sandbox
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 class SandboxExecutor:
@@ -199,12 +96,6 @@ class SandboxExecutor:
 # --------------------------------------------------------------------------------------------
 # The stage
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class SynthResult:
-    out: Path
-    report: dict[str, Any]
 
 
 def question_key(ex: Example, reuse: bool) -> tuple[str, tuple[str, ...] | None] | str:
@@ -263,7 +154,7 @@ def run_synth(cfg: SynthConfig, *, writer: ProgramWriter | None = None, executor
     retry = cfg.retry_failed if cfg.retry_failed is not None else resume
     store = RunStore.open(cfg.out, cfg.to_dict(), resume=resume, overwrite=cfg.overwrite,
                           check_keys=RESUME_KEYS, compare_as=RESUME_COMPARE)
-    stats.llm_changed_from = _previous_llm(store, cfg.llm)
+    stats.llm_changed_from = previous_llm(store, cfg.llm)
     redo = store.failed_ids(lambda cats, sel: is_retryable(cats, selected=sel, labels=cfg.labels)) if retry else set()
     pending = [ex for ex in examples if not store.is_done(ex.id) or ex.id in redo]
     stats.retried = sum(ex.id in redo for ex in pending)
@@ -292,10 +183,10 @@ def run_synth(cfg: SynthConfig, *, writer: ProgramWriter | None = None, executor
             owned.append(executor)
         judge_gen = judge_from_sampler(sampler) if (cfg.judge and sampler is not None) else None
         fingerprint = getattr(writer, "prompt_fingerprint", lambda: None)()
-        _check_prompt_unchanged(store, cfg, fingerprint)
+        check_prompt_unchanged(store, cfg, fingerprint)
         stats.prompt_fingerprint = fingerprint
 
-        manifest = _manifest(cfg, store, counts, toolbox, sampler, started, prompt_fingerprint=fingerprint)
+        manifest = build_manifest(cfg, store, counts, toolbox, sampler, started, prompt_fingerprint=fingerprint)
         stats.sampler = manifest.get("sampler") or None  # taken now: a closed sampler cannot describe itself
         stats.isolation = manifest["isolation"] = executor.isolation() if hasattr(executor, "isolation") else None
         store.write_manifest(manifest)
@@ -303,7 +194,7 @@ def run_synth(cfg: SynthConfig, *, writer: ProgramWriter | None = None, executor
 
         def checkpoint() -> None:  # session stats survive a kill (saved at most every 10 s)
             if time.perf_counter() - last_save[0] >= 10.0:
-                _save_session(store, cfg, counts, sampler, started, stats, toolbox, len(pending))
+                save_session(store, cfg, counts, sampler, started, stats, toolbox, len(pending))
                 last_save[0] = time.perf_counter()
 
         plan = SamplingPlan.for_sampler(cfg, sampler)
@@ -319,7 +210,7 @@ def run_synth(cfg: SynthConfig, *, writer: ProgramWriter | None = None, executor
             stopped, stats.stopped = exc, str(exc)
     finally:
         # saved before the sampler closes (a closed sampler cannot describe itself for a first manifest)
-        _save_session(store, cfg, counts, sampler, started, stats, toolbox, len(pending))
+        save_session(store, cfg, counts, sampler, started, stats, toolbox, len(pending))
         for obj in owned:
             close = getattr(obj, "close", None)
             if close:
@@ -340,33 +231,6 @@ def run_synth(cfg: SynthConfig, *, writer: ProgramWriter | None = None, executor
     return SynthResult(out=Path(cfg.out), report=report)
 
 
-def _previous_llm(store: RunStore, llm: str) -> str | None:
-    """The spec of the run's last session (or first config), when it differs from ``llm``."""
-    manifest = store.read_manifest()
-    sessions = manifest.get("sessions") or []
-    prev = sessions[-1].get("llm") if sessions else None
-    prev = prev or (manifest.get("config") or {}).get("llm")
-    return prev if prev and prev != llm else None
-
-
-def _save_session(store: RunStore, cfg: SynthConfig, counts: dict[str, Any], sampler: Any, started: float,
-                  stats: SessionStats, toolbox: Any, pending: int) -> None:
-    """Write this session's counters into the manifest (replacing its earlier checkpoint)."""
-    tstats: dict[str, Any] = dict(toolbox.stats) if toolbox is not None else {}
-    cache = getattr(toolbox, "cache", None)
-    if cache is not None and hasattr(cache, "stats"):
-        tstats["cache"] = cache.stats().to_dict()
-    if toolbox is not None and hasattr(toolbox, "batch_stats"):
-        tstats["batches"] = toolbox.batch_stats()
-    session = {"started": started, "finished": time.time(), **stats.to_dict(), "toolbox": tstats,
-               "pending_at_start": pending}
-    manifest = store.read_manifest() or _manifest(cfg, store, counts, None, sampler, started)
-    sessions = [s for s in manifest.get("sessions", []) if s.get("started") != started]
-    manifest["sessions"] = sessions + [session]
-    manifest["counts"] = {**counts, "done": len(store.done_ids())}
-    store.write_manifest(manifest)
-
-
 def _load_toolbox(cfg: SynthConfig) -> Any:
     from vpd.tools import load
     from vpd.tools.cache import open_cache
@@ -374,45 +238,6 @@ def _load_toolbox(cfg: SynthConfig) -> Any:
 
     return ToolServer(load(cfg.tools, cache=open_cache(cfg.cache), share_analyses=cfg.share_analyses),
                       max_wait_ms=5.0)
-
-
-def _check_prompt_unchanged(store: RunStore, cfg: SynthConfig, fingerprint: str | None) -> None:
-    """On ``--resume``: refuse to go on with prompts that differ from the run's first session's
-    (an edited API docstring or library example), unless ``cfg.allow_prompt_change``."""
-    old = (store.read_manifest().get("versions") or {}).get("prompt_fingerprint")
-    if not cfg.resume or cfg.allow_prompt_change or fingerprint is None or old is None or old == fingerprint:
-        return
-    from vpd.runs import ConfigMismatchError
-
-    raise ConfigMismatchError(
-        f"cannot resume: the program prompt changed since this run started ({old} -> {fingerprint}: the "
-        "tool API section or the few-shot library differs). Finish it with the vpd version that started it, "
-        "or pass --allow-prompt-change to mix both (each session records its fingerprint).")
-
-
-def _manifest(cfg: SynthConfig, store: RunStore, counts: dict[str, Any], toolbox: Any, sampler: Any,
-              started: float, *, prompt_fingerprint: str | None = None) -> dict[str, Any]:
-    import vpd
-
-    old = store.read_manifest()
-    versions: dict[str, Any] = {"vpd": getattr(vpd, "__version__", ""), "checkers": checker_versions()}
-    try:
-        from vpd.programs.prompt import PROMPT_VERSION
-
-        versions["prompt"] = PROMPT_VERSION
-    except ImportError:
-        pass
-    # the first session's fingerprint stays the run's (sessions record their own)
-    fp = (old.get("versions") or {}).get("prompt_fingerprint") or prompt_fingerprint
-    if fp:
-        versions["prompt_fingerprint"] = fp
-    return {
-        "stage": "synth", "config": cfg.to_dict(), "versions": versions,
-        "tools": toolbox.describe() if toolbox is not None else old.get("tools", {}),
-        "sampler": sampler.describe() if hasattr(sampler, "describe") else old.get("sampler", {}),
-        "counts": {**counts, "done": len(store.done_ids())},
-        "created": old.get("created", started), "sessions": old.get("sessions", []),
-    }
 
 
 def _groups(pending: list[Example], reuse: bool) -> "OrderedDict[Any, list[Example]]":

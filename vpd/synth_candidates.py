@@ -13,7 +13,7 @@ from vpd.synth_writer import Sample
 from vpd.types import Candidate, Example, Trace, Verdict
 
 if TYPE_CHECKING:
-    from vpd.synth import SynthConfig
+    from vpd.synth_config import SynthConfig
 
 
 def example_checker(ex: Example, cfg: "SynthConfig", judge_gen: Any) -> Any:

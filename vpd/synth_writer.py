@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 if TYPE_CHECKING:
-    from vpd.synth import SessionStats
+    from vpd.synth_config import SessionStats
 
 
 @dataclass(frozen=True, kw_only=True)
