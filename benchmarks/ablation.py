@@ -256,7 +256,8 @@ def plot(summary: dict[str, Any], majority: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The ablation's command line (also used by :mod:`vpd.benchmarks.device_ablation` for its arms)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mixture", type=Path, required=True, help="vpd mix folder (label + rationale [+ lskd] lines)")
     ap.add_argument("--test", type=Path, required=True, help="held-out dataset folder (examples.jsonl)")
@@ -284,7 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report-only", action="store_true",
                     help="train nothing: report the finished runs under OUT/runs for these budgets, arms and "
                          "seeds (budgets may hold different seed counts)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.quick:  # only what was not given explicitly
         given = set(argv if argv is not None else __import__("sys").argv[1:])
         args.steps = args.steps if "--steps" in given else 20

@@ -70,6 +70,17 @@ def _ids_digest(ids: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:16]
 
 
+def pretrain_config(*, steps: int, batch: int, lr: float, seed: int = 0, loc_bins: int = DEFAULT_BINS,
+                    grid_weight: float = 1.0, grid_boxes: bool = False):
+    """The pretraining recipe of ``vpd pretrain``: warmup over the first 10% (at most 100 steps),
+    32-token prompts, 128-token targets, four checkpoints."""
+    from vpd.distill.vlm_train import TrainConfig
+
+    return TrainConfig(steps=steps, batch=batch, lr=lr, seed=seed, loc_bins=loc_bins, grid_weight=grid_weight,
+                       grid_boxes=grid_boxes, warmup_steps=min(100, steps // 10), max_prefix=32, max_suffix=128,
+                       ckpt_every=max(steps // 4, 1))
+
+
 def pretrain(data: str | Path, out: str | Path, cfg, *, preset: str = "student-s",
              tasks: dict[str, int] | None = None, max_scenes: int | None = None, eval_scenes: int = 100,
              progress: bool = True) -> PretrainResult:

@@ -40,6 +40,15 @@ PRETRAIN_TASKS: Registry[TaskBuilder] = Registry("pretraining task")
 DEFAULT_TASKS: dict[str, int] = {"caption": 1, "detect": 3, "boxes": 2, "describe": 2}  # records per scene
 
 
+def parse_tasks(spec: str) -> dict[str, int]:
+    """``"caption=1,detect=3"`` -> ``{"caption": 1, "detect": 3}`` (records per scene)."""
+    out: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, _, n = part.partition("=")
+        out[name.strip()] = int(n) if n else 1
+    return out
+
+
 def _left_to_right(objects: Sequence[dict]) -> list[dict]:
     return sorted(objects, key=lambda o: ((o["bbox"][0] + o["bbox"][2]) / 2, (o["bbox"][1] + o["bbox"][3]) / 2))
 

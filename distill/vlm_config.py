@@ -3,7 +3,8 @@
 A :class:`VLMConfig` holds the SigLIP-style vision encoder (:class:`VisionConfig`), the Gemma
 decoder (:class:`TextConfig`) and the special token ids. Presets are registered by name in
 :data:`PRESETS`: ``tiny`` (a few million parameters, trains on a laptop CPU), ``student-s`` /
-``student-sd`` / ``student-sg`` (the 2-core CPU students of the pretraining experiments), ``test`` (unit tests) and
+``student-sd`` / ``student-sg`` (the 2-core CPU students of the pretraining experiments), ``student-m``
+(one GPU: the device ablation), ``test`` (unit tests) and
 ``paligemma-3b-pt-224`` (the sizes of Google's released checkpoint). Image sizes are pixels;
 ``num_image_tokens = (image_size // patch_size) ** 2``.
 """
@@ -131,6 +132,20 @@ def student_sg() -> VLMConfig:
     """``student-s`` whose projector also reads the grid head's per-cell colour/shape/size probabilities
     (``vision.grid_feed``): the decoder gets the dense head's predictions beside the features."""
     return student_s().replace(preset="student-sg", vision={"grid_feed": True})
+
+
+@PRESETS.register("student-m")
+def student_m() -> VLMConfig:
+    """~9M parameters for one GPU (the device ablation, :mod:`vpd.benchmarks.device_ablation`): 192x192
+    images, convolutional stem to a 12x12 grid (144 image tokens of 16x16 px, so objects cover more
+    pixels than at 128), 6 vision + 4 decoder layers of width 256."""
+    return VLMConfig(
+        preset="student-m",
+        vision=VisionConfig(image_size=192, patch_size=16, width=256, depth=6, heads=8, mlp_dim=1024,
+                            stem="conv", stem_width=32, grid_head=16),
+        text=TextConfig(vocab_size=1024, width=256, depth=4, heads=8, kv_heads=2, head_dim=32, mlp_dim=1024),
+        image_token_id=4,
+    )
 
 
 @PRESETS.register("test")

@@ -40,6 +40,7 @@ def shapes(
                                    help="easy (the original world) | medium | hard: occlusion, tiny and touching "
                                         "objects, tinted light, clutter, cast shadows, blur and JPEG noise, so the "
                                         "pixel tools err. Recorded in dataset.json and every example."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Render in this many processes (same files as 1)."),
 ) -> None:
     """Generate the synthetic `shapes` world: DIR/images/*.png and DIR/examples.jsonl.
 
@@ -65,7 +66,7 @@ def shapes(
         task = progress.add_task("rendering scenes", total=n)
         summary = make_dataset(out, n=n, seed=seed, per_image=per_image, split=split, fractions=fr,
                                overlap=not no_overlap, noise=not no_noise, difficulty=difficulty,
-                               progress=lambda i: progress.update(task, completed=i + 1))
+                               progress=lambda i: progress.update(task, completed=i + 1), workers=workers)
     console.print(f"wrote {summary.examples} examples from {summary.scenes} scenes to {out}/examples.jsonl")
     if preview and summary.examples:
         from vpd.benchmarks.shapes_preview import contact_sheet

@@ -9,15 +9,7 @@ from typing import Optional
 import typer
 
 from vpd.cli import app
-
-
-def parse_tasks(spec: str) -> dict[str, int]:
-    """``"caption=1,detect=3"`` -> ``{"caption": 1, "detect": 3}`` (records per scene)."""
-    out: dict[str, int] = {}
-    for part in filter(None, (p.strip() for p in spec.split(","))):
-        name, _, n = part.partition("=")
-        out[name.strip()] = int(n) if n else 1
-    return out
+from vpd.distill.pretrain_tasks import parse_tasks
 
 
 @app.command("pretrain")
@@ -48,8 +40,7 @@ def pretrain_cmd(
     never on evaluation scenes or question templates; writes BASE/pretrain.json with its detection quality."""
     from rich import print as rprint
 
-    from vpd.distill.pretrain import detection_quality, pretrain
-    from vpd.distill.vlm_train import TrainConfig
+    from vpd.distill.pretrain import detection_quality, pretrain, pretrain_config
 
     if eval_only:
         det = detection_quality(out, data, split="val", limit=eval_scenes or 100, bins=loc_bins)
@@ -57,10 +48,8 @@ def pretrain_cmd(
         rprint(json.dumps(det))
         return
 
-    cfg = TrainConfig(steps=steps, batch=batch, lr=lr, seed=seed, loc_bins=loc_bins, grid_weight=grid_weight,
-                      grid_boxes=grid_boxes,
-                      warmup_steps=min(100, steps // 10),
-                      max_prefix=32, max_suffix=128, ckpt_every=max(steps // 4, 1))
+    cfg = pretrain_config(steps=steps, batch=batch, lr=lr, seed=seed, loc_bins=loc_bins, grid_weight=grid_weight,
+                          grid_boxes=grid_boxes)
     try:
         res = pretrain(data, out, cfg, preset=model, tasks=parse_tasks(tasks), max_scenes=max_scenes,
                        eval_scenes=eval_scenes)
