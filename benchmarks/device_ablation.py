@@ -12,9 +12,10 @@ or ray), reaches nothing, and takes at most 64 MiB with a call. So the work spli
 
 * ``run`` (there, in the repository root, with ``carry=["artifacts/device"]``)::
 
-      PYTHONPATH=artifacts/device/src python3 -m vpd.benchmarks.device_ablation run \\
+      PYTHONPATH=artifacts/device/src python3 -P -m vpd.benchmarks.device_ablation run \\
           --pack artifacts/device --work artifacts/device_work --out "$OUT" --deadline-s 520
 
+  (``-P``: the repository root's own ``vpd/`` folder is not the mapped package and must not shadow it)
   regenerates the dataset with the project's own generator (``make_dataset``, all cores), refuses to
   go on unless ``examples.jsonl`` is byte-identical to the packed one (same scenes, questions, answers
   and splits), reports how many images are pixel-identical (training and scoring both use the device's

@@ -91,8 +91,9 @@ def test_packed_script_runs_without_the_device_missing_packages(shapes_dir: Path
         " '--eval-scenes', '2', '--budgets', '8',"
         " '--seeds', '2', '--steps', '3', '--batch', '4', '--replay', '4', '--limit', '4', '--workers', '2',"
         " '--deadline-s', '1e9']))\n")
+    # as on the device: from the repository root, whose own vpd/ folder must not shadow the packed tree (-P)
     env = dict(os.environ, PYTHONPATH=str(tmp_path / "pack" / "src"))
-    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-P", "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((out / "device_ablation.json").read_text())
@@ -108,11 +109,11 @@ def test_packed_script_runs_without_the_device_missing_packages(shapes_dir: Path
     assert abl["test_examples"] == min(4, n_val) > 0 and {r["arm"] for r in abl["rows"]} == {"blind", "label", "vpd"}
     assert (out / "ablation.png").stat().st_size > 0 and (out / "pretrain.json").is_file()
     # the packed source ran, not the installed one
-    probe = subprocess.run([sys.executable, "-c", "import vpd.distill; print(vpd.distill.__file__)"], env=env,
-                           cwd=tmp_path, capture_output=True, text=True)
+    probe = subprocess.run([sys.executable, "-P", "-c", "import vpd.distill; print(vpd.distill.__file__)"],
+                           env=env, cwd=REPO, capture_output=True, text=True)
     assert probe.stdout.startswith(str(tmp_path / "pack" / "src"))
     # a rerun on the same (warm) machine resumes: nothing is trained again
     before = (work / "ablation/runs/b8/vpd/s0/score.json").stat().st_mtime
-    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-P", "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=1800)
     assert proc.returncode == 0 and (work / "ablation/runs/b8/vpd/s0/score.json").stat().st_mtime == before
