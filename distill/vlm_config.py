@@ -139,13 +139,10 @@ def student_m() -> VLMConfig:
     """~9M parameters for one GPU (the device ablation, :mod:`vpd.benchmarks.device_ablation`): 192x192
     images, convolutional stem to a 12x12 grid (144 image tokens of 16x16 px, so objects cover more
     pixels than at 128), 6 vision + 4 decoder layers of width 256."""
-    return VLMConfig(
-        preset="student-m",
-        vision=VisionConfig(image_size=192, patch_size=16, width=256, depth=6, heads=8, mlp_dim=1024,
-                            stem="conv", stem_width=32, grid_head=16),
-        text=TextConfig(vocab_size=1024, width=256, depth=4, heads=8, kv_heads=2, head_dim=32, mlp_dim=1024),
-        image_token_id=4,
-    )
+    return student_s().replace(preset="student-m",
+                               vision={"image_size": 192, "width": 256, "depth": 6, "heads": 8, "mlp_dim": 1024,
+                                       "stem_width": 32},
+                               text={"width": 256, "depth": 4, "heads": 8, "kv_heads": 2, "mlp_dim": 1024})
 
 
 @PRESETS.register("test")

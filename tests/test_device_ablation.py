@@ -117,3 +117,20 @@ def test_packed_script_runs_without_the_device_missing_packages(shapes_dir: Path
     proc = subprocess.run([sys.executable, "-P", "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=1800)
     assert proc.returncode == 0 and (work / "ablation/runs/b8/vpd/s0/score.json").stat().st_mtime == before
+
+
+@pytest.mark.slow
+def test_student_m_pretrains_with_its_12x12_grid(shapes_dir: Path, tmp_path: Path) -> None:
+    """The device's preset runs the whole pretraining path (dense grid loss on 144 cells, detection
+    measurement) here first, so a device session does not find a shape error."""
+    from vpd.distill.pretrain import pretrain, pretrain_config
+    from vpd.distill.vlm_config import preset
+    from vpd.distill.vlm_model import build_model, count_params
+
+    cfg = preset("student-m")
+    assert cfg.vision.num_patches == 144 and 5e6 < count_params(build_model(cfg)) < 15e6
+    res = pretrain(shapes_dir, tmp_path / "base", pretrain_config(steps=2, batch=2, lr=1e-3), preset="student-m",
+                   tasks={"caption": 1, "detect": 1}, eval_scenes=1, progress=False)
+    assert res.steps == 2 and res.final_loss > 0 and res.detection["scenes"] == 1
+    meta = json.loads((tmp_path / "base" / "config.json").read_text())
+    assert meta["model"]["preset"] == "student-m" and meta["model"]["vision"]["image_size"] == 192
