@@ -1,11 +1,12 @@
 """Speed (and detection quality) of the ``shapes`` world and its backend.
 
     python -m vpd.benchmarks.perf.shapes [--quick] [--scenes N] [--seed S] [--difficulty easy,medium,hard]
-                                         [--quality-only]
+                                         [--quality-only] [--workers W]
 
 Prints, each with a baseline measured in the same run:
 
 * scenes generated/s (scene + render with texture and noise) vs. the same without noise;
+* scenes written/s by ``make_dataset`` with ``--workers`` processes vs. one process (same files);
 * detect calls/s of the backend with its per-image memo disabled (every call segments the pixels)
   vs. with the memo (repeated queries on one image, as a program does);
 * detection precision / recall / count accuracy over the scenes (IoU >= 0.5 with the true amodal
@@ -16,9 +17,12 @@ Prints, each with a baseline measured in the same run:
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 import time
+from pathlib import Path
 
-from vpd.benchmarks.shapes import generate_scene, render_scene
+from vpd.benchmarks.shapes import generate_scene, make_dataset, render_scene
 from vpd.benchmarks.shapes_difficulty import LEVELS, get_difficulty
 from vpd.tools.backends.shapes import ShapesBackend
 from vpd.types import Box
@@ -33,6 +37,14 @@ def scenes_per_s(seed: int, n: int, noise: bool) -> float:
     for i in range(n):
         render_scene(generate_scene(seed, i, noise=noise))
     return _rate(n, time.perf_counter() - t0)
+
+
+def dataset_scenes_per_s(seed: int, n: int, workers: int) -> float:
+    """Scenes per second that :func:`make_dataset` writes (PNG + examples) with ``workers`` processes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        make_dataset(Path(tmp) / "d", n=n, seed=seed, per_image=2, workers=workers)
+        return _rate(n, time.perf_counter() - t0)
 
 
 def detect_calls_per_s(images: list, queries: list[str], cache_size: int) -> float:
@@ -79,13 +91,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--difficulty", default=",".join(LEVELS), help="levels for the quality table (comma list)")
     ap.add_argument("--quality-only", action="store_true", help="only the detection-quality table")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                    help="processes for the dataset-writing rate (default: all cores)")
     args = ap.parse_args(argv)
     n = args.scenes or (30 if args.quick else 200)
     levels = [d.strip() for d in args.difficulty.split(",") if d.strip()]
     for level in levels:
         get_difficulty(level)  # unknown level -> "did you mean", before any measurement
     if not args.quality_only:
-        speed(args.seed, n)
+        speed(args.seed, n, args.workers)
     print(f"detection quality on {n} scenes per level (seed {args.seed}; IoU >= 0.5, same colour and shape):")
     print("| difficulty | precision | recall | count accuracy | detections | objects |")
     print("|---|---|---|---|---|---|")
@@ -95,12 +109,16 @@ def main(argv: list[str] | None = None) -> None:
               f"| {q['objects']} |")
 
 
-def speed(seed: int, n: int) -> None:
-    """Print the scene and detect-call rates (each with its baseline)."""
+def speed(seed: int, n: int, workers: int = 1) -> None:
+    """Print the scene, dataset-writing and detect-call rates (each with its baseline)."""
     noisy = scenes_per_s(seed, n, noise=True)
     plain = scenes_per_s(seed, n, noise=False)
     print(f"scenes generated/s (with noise):      {noisy:8.1f}")
     print(f"scenes generated/s (baseline, plain): {plain:8.1f}   ratio noisy/plain = {noisy / plain:.2f}x")
+    one = dataset_scenes_per_s(seed, n, workers=1)
+    many = dataset_scenes_per_s(seed, n, workers=workers)
+    print(f"dataset scenes written/s (baseline, 1 process): {one:8.1f}")
+    print(f"dataset scenes written/s ({workers} processes):    {many:8.1f}   ratio = {many / one:.2f}x")
 
     images = [render_scene(generate_scene(seed, i)) for i in range(min(n, 50))]
     queries = ["red cube", "sphere", "large blue object", "object", "small green things", "cylinders",
