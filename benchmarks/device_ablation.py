@@ -31,7 +31,6 @@ or ray), reaches nothing, and takes at most 64 MiB with a call. So the work spli
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -41,17 +40,19 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from vpd.distill.image_overlap import file_sha256
+
 PACK_LIMIT_BYTES = 64 * 1024 * 1024  # what one device call carries
 SOURCE_SUFFIXES = (".py",)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _setuptools_meta(repo: Path) -> dict[str, Any]:
+    return tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]
 
 
-def _package_dirs(repo: Path) -> dict[str, Path]:
+def _package_dirs(repo: Path, meta: dict[str, Any] | None = None) -> dict[str, Path]:
     """``{package: folder}`` for every package ``pyproject.toml`` lists (package-dir mapping applied)."""
-    meta = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]
+    meta = meta or _setuptools_meta(repo)
     mapping = meta.get("package-dir", {})
     out = {}
     for pkg in meta["packages"]:
@@ -64,10 +65,10 @@ def _package_dirs(repo: Path) -> dict[str, Path]:
 def copy_source(repo: Path, dest: Path) -> int:
     """Copy the packages' modules and package data to ``dest/vpd/…`` (importable with
     ``PYTHONPATH=dest``); returns the number of files."""
-    meta = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]
+    meta = _setuptools_meta(repo)
     data_globs = meta.get("package-data", {})
     n = 0
-    for pkg, folder in _package_dirs(repo).items():
+    for pkg, folder in _package_dirs(repo, meta).items():
         target = dest.joinpath(*pkg.split("."))
         target.mkdir(parents=True, exist_ok=True)
         files = {f for f in folder.iterdir() if f.is_file() and f.suffix in SOURCE_SUFFIXES}
@@ -114,10 +115,10 @@ def pack(dataset: Path, mixture: Path, out: Path, repo: Path | None = None) -> d
             counts[name] = len(lines)
     if not counts.get("train.jsonl"):
         raise ValueError(f"{mixture}: no train.jsonl lines to pack")
-    images = {p.relative_to(dataset).as_posix(): _sha256(p) for p in sorted((dataset / "images").glob("*.png"))}
+    images = {p.relative_to(dataset).as_posix(): file_sha256(p) for p in sorted((dataset / "images").glob("*.png"))}
     meta = {"generator": {k: settings[k] for k in ("seed", "n", "per_image", "split", "fractions", "overlap",
                                                     "noise", "difficulty", "version") if k in settings},
-            "examples_sha256": _sha256(dataset / "examples.jsonl"), "images_sha256": images,
+            "examples_sha256": file_sha256(dataset / "examples.jsonl"), "images_sha256": images,
             "mixture": str(mixture), "mixture_lines": counts, "source_files": files}
     (out / "pack.json").write_text(json.dumps(meta, indent=1) + "\n")
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
@@ -146,16 +147,16 @@ def regenerate(pack_dir: Path, data: Path, workers: int) -> dict[str, Any]:
 
     meta = json.loads((pack_dir / "pack.json").read_text())
     t0 = time.time()
-    if not (data / "dataset.json").is_file() or _sha256(data / "examples.jsonl") != meta["examples_sha256"]:
+    if not (data / "dataset.json").is_file() or file_sha256(data / "examples.jsonl") != meta["examples_sha256"]:
         g = meta["generator"]
         make_dataset(data, n=g["n"], seed=g["seed"], per_image=g["per_image"], split=g.get("split", "all"),
                      fractions=tuple(g.get("fractions", (0.8, 0.1, 0.1))), overlap=g.get("overlap", True),
                      noise=g.get("noise", True), difficulty=g.get("difficulty", "easy"), workers=workers)
-    if _sha256(data / "examples.jsonl") != meta["examples_sha256"]:
+    if file_sha256(data / "examples.jsonl") != meta["examples_sha256"]:
         raise SystemExit(f"{data}/examples.jsonl differs from the packed dataset's (generator version "
                          f"{meta['generator'].get('version')} here vs. the pack): the mixture's labels would not "
                          "match these scenes; pack again from this source")
-    same = sum(_sha256(data / rel) == h for rel, h in meta["images_sha256"].items() if (data / rel).is_file())
+    same = sum(file_sha256(data / rel) == h for rel, h in meta["images_sha256"].items() if (data / rel).is_file())
     return {"seconds": round(time.time() - t0, 1), "images": len(meta["images_sha256"]),
             "pixel_identical": same, "workers": workers}
 

@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
               f"| {q['objects']} |")
 
 
-def speed(seed: int, n: int, workers: int = 1) -> None:
+def speed(seed: int, n: int, workers: int = os.cpu_count() or 1) -> None:
     """Print the scene, dataset-writing and detect-call rates (each with its baseline)."""
     noisy = scenes_per_s(seed, n, noise=True)
     plain = scenes_per_s(seed, n, noise=False)
